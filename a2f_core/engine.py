@@ -1,0 +1,318 @@
+"""Sequential inference over a whole recording with flat memory, offline or streaming.
+
+:class:`StreamingEngine` takes audio in pieces of any size (``push``) and
+returns the frames that are final; ``flush`` ends the recording. It keeps
+only the audio and feature frames that later frames still need (about
+21 s of audio, 8.5 s of features), so memory does not grow with length.
+:func:`infer` runs a whole file through it and gives the same numbers as
+feeding the same audio in any other pieces.
+
+Latency of the streaming form: a frame is final once the mel window's
+lookahead (133 ms) and the eGeMAPS hop after it, plus openSMILE's 1 s
+margin, have arrived; eGeMAPS hops are computed in batches of
+``emotion_batch_s`` seconds (default 30 s) to amortise openSMILE's 20 s
+context, so live use should lower it at some cost in speed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+
+from .arkit import ARKIT_NAMES
+from .audio import SAMPLE_RATE, AudioSource, audio_info, iter_audio
+from .curves import BlendshapeCurves
+from .features.emotion import CS, NUM_FEATURES, EmotionConfig, EmotionExtractor, align_to_frames, hop_times
+from .features.mel import MelConfig, frame_center, log_mel, num_frames
+from .model import DualStreamModel, load_checkpoint
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Use ``n`` intra-op threads inside the block and restore the caller's setting after."""
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+class StreamingEngine:
+    """Incremental inference: ``push(samples)`` -> new (n, 52) frames; ``flush()`` at the end.
+
+    Samples are 16 kHz mono float32 (see :mod:`a2f_core.audio`).
+    """
+
+    def __init__(self, model: DualStreamModel, chunk_frames: int = 128, emotion_batch_s: float = 30.0,
+                 mel_cfg: MelConfig = MelConfig(), emotion_cfg: EmotionConfig = EmotionConfig()):
+        self.model = model.eval()
+        self.cfg = model.cfg
+        self.mel_cfg = mel_cfg
+        self.emo_cfg = emotion_cfg
+        self.chunk_frames = int(chunk_frames)
+        self.emotion_batch_hops = max(1, int(round(emotion_batch_s / emotion_cfg.hop_s)))
+        self._extractor = EmotionExtractor(emotion_cfg)
+        self.timings = {"mel": 0.0, "emotion": 0.0, "model": 0.0}
+        with torch.inference_mode():
+            self._terms = {k: v.detach().clone() for k, v in model.stream_terms().items()}
+            self._kernels = model.sequence_kernels(self.chunk_frames, self._terms)
+            self._alpha = model.smoothing_alpha().detach().numpy().astype(np.float32)
+        self.reset()
+
+    # ----------------------------------------------------------------- state
+    def reset(self) -> None:
+        """Start a new recording: clears audio, features and the smoothing state."""
+        self._audio = np.zeros(0, np.float32)
+        self._audio_start = 0          # absolute index of self._audio[0]
+        self._total = 0                # samples pushed so far
+        self._mel = np.zeros((0, self.cfg.n_mels), np.float32)
+        self._mel_start = -self.cfg.past  # absolute frame index of self._mel[0]
+        self._hops = np.zeros(0, np.int64)
+        self._hop_vals = np.zeros((0, NUM_FEATURES), np.float32)
+        self._hops_done_upto = 0       # next regular hop (in 10 ms) to compute
+        self._next = 0                 # next output frame
+        self._prev: np.ndarray | None = None
+        self._finished = False
+        self.model.reset_temporal_state()
+
+    @property
+    def frames_emitted(self) -> int:
+        return self._next
+
+    # ------------------------------------------------------------- features
+    def _mel_ready_upto(self, final: bool) -> int:
+        """One past the last mel frame computable now."""
+        if final:
+            return num_frames(self._total) + self.cfg.lookahead
+        half = self.mel_cfg.n_fft // 2
+        # frame s is ready when centre(s) + half <= total
+        s = (self._total - half) * self.mel_cfg.fps // self.mel_cfg.sample_rate + 1
+        while s > -10**9 and int(frame_center(s, self.mel_cfg)) + half > self._total:
+            s -= 1
+        return s + 1
+
+    def _update_mel(self, final: bool) -> None:
+        upto = self._mel_ready_upto(final)
+        have = self._mel_start + len(self._mel)
+        if upto <= have:
+            return
+        t0 = time.perf_counter()
+        new = log_mel(self._audio, self._audio_start, have, upto, self.mel_cfg)
+        with torch.inference_mode():
+            new = self.model.normalize_mel(torch.from_numpy(new)).numpy()
+        self._mel = np.concatenate([self._mel, new]) if len(self._mel) else new
+        self.timings["mel"] += time.perf_counter() - t0
+
+    def _update_emotion(self, final: bool) -> None:
+        c = self.emo_cfg
+        if final:
+            all_hops = hop_times(self._total, c)
+            todo = all_hops[all_hops >= self._hops_done_upto] if len(all_hops) else all_hops
+            if len(self._hops):
+                todo = todo[todo > self._hops[-1]]
+        else:
+            # regular hops whose openSMILE margin has fully arrived
+            last_ok = (self._total // CS - c.margin_cs) // c.hop_cs * c.hop_cs
+            first = max(self._hops_done_upto, c.hop_cs)
+            todo = np.arange(first, last_ok + 1, c.hop_cs, dtype=np.int64)
+            if len(todo) < self.emotion_batch_hops:
+                return
+        if len(todo) == 0:
+            return
+        t0 = time.perf_counter()
+        per = self.emotion_batch_hops
+        vals = [self._extractor.compute(self._audio, self._audio_start, todo[i:i + per], self._total)
+                for i in range(0, len(todo), per)]
+        vals = np.concatenate(vals)
+        with torch.inference_mode():
+            vals = self.model.normalize_emotion(torch.from_numpy(vals)).numpy()
+        self._hops = np.concatenate([self._hops, todo])
+        self._hop_vals = np.concatenate([self._hop_vals, vals]) if len(self._hop_vals) else vals
+        self._hops_done_upto = int(todo[-1]) + c.hop_cs
+        self.timings["emotion"] += time.perf_counter() - t0
+
+    def _emotion_ready_upto(self, final: bool) -> int:
+        """One past the last frame whose eGeMAPS interpolation is final."""
+        if final:
+            return 10**12
+        if len(self._hops) == 0:
+            return -10**12
+        # frames up to the last computed hop time are final (interpolation needs the hop after them)
+        return int(self._hops[-1]) * self.mel_cfg.fps // 100 + 1
+
+    # --------------------------------------------------------------- output
+    def _emit(self, final: bool) -> np.ndarray:
+        c = self.cfg
+        n_total = num_frames(self._total) if final else None
+        mel_end = self._mel_start + len(self._mel)           # mel frames available: [.., mel_end)
+        last_by_mel = mel_end - c.lookahead                  # outputs < this have their mel window
+        last_by_emo = self._emotion_ready_upto(final) - c.lookahead
+        stop = min(last_by_mel, last_by_emo)
+        if final:
+            stop = min(stop, n_total)
+        if stop <= self._next:
+            return np.zeros((0, c.n_blendshapes), np.float32)
+        out = []
+        t = self._next
+        t0 = time.perf_counter()
+        while t < stop:
+            n = min(self.chunk_frames, stop - t)
+            s0 = t - c.past
+            s1 = t + n - 1 + c.lookahead + 1
+            mel = self._mel[s0 - self._mel_start:s1 - self._mel_start]
+            emo = align_to_frames(self._hops, self._hop_vals, np.arange(s0, s1), self.mel_cfg.fps)
+            with torch.inference_mode():
+                kernels = self._kernels if n == self.chunk_frames else None
+                raw = self.model.forward_sequence(torch.from_numpy(np.ascontiguousarray(mel)),
+                                                  torch.from_numpy(emo), self._terms, kernels).numpy()
+            out.append(self._smooth(raw))
+            t += n
+        self._next = stop
+        self.timings["model"] += time.perf_counter() - t0
+        self._trim()
+        return np.concatenate(out).astype(np.float32)
+
+    def _smooth(self, raw: np.ndarray) -> np.ndarray:
+        a = self._alpha
+        y = np.empty_like(raw)
+        prev = self._prev
+        for i in range(len(raw)):
+            prev = raw[i] if prev is None else a * raw[i] + (1 - a) * prev
+            y[i] = prev
+        self._prev = prev
+        return y
+
+    def _trim(self) -> None:
+        """Drop audio, mel frames and hops that no later frame needs."""
+        c = self.cfg
+        keep_frame = self._next - c.past
+        drop = keep_frame - self._mel_start
+        if drop > 0:
+            self._mel = self._mel[drop:]
+            self._mel_start = keep_frame
+        # audio: the next mel frame's window and the next eGeMAPS segment
+        mel_need = int(frame_center(self._mel_start + len(self._mel), self.mel_cfg)) - self.mel_cfg.n_fft // 2
+        e = self.emo_cfg
+        emo_need = (max(0, self._hops_done_upto - e.window_cs - e.margin_cs)) * CS
+        need = max(0, min(mel_need, emo_need))
+        if need > self._audio_start:
+            cut = min(need - self._audio_start, len(self._audio))
+            self._audio = self._audio[cut:]
+            self._audio_start += cut
+        # hops: keep one before the first frame still needed
+        if len(self._hops) > 2:
+            t_min = keep_frame * 100 / self.mel_cfg.fps
+            k = int(np.searchsorted(self._hops, t_min)) - 1
+            if k > 0:
+                self._hops = self._hops[k:]
+                self._hop_vals = self._hop_vals[k:]
+
+    # ------------------------------------------------------------------ API
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Add 16 kHz mono samples; return the (n, 52) frames that became final."""
+        if self._finished:
+            raise RuntimeError("flush() ended this recording; call reset() to start another")
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if samples.size:
+            self._audio = np.concatenate([self._audio, samples]) if len(self._audio) else samples.copy()
+            self._total += samples.size
+        self._update_mel(False)
+        self._update_emotion(False)
+        return self._emit(False)
+
+    def flush(self) -> np.ndarray:
+        """End of recording: return every remaining frame (total = ceil(duration * fps))."""
+        if self._finished:
+            return np.zeros((0, self.cfg.n_blendshapes), np.float32)
+        if self._total == 0:
+            raise ValueError("no audio was pushed")
+        self._update_mel(True)
+        self._update_emotion(True)
+        out = self._emit(True)
+        self._finished = True
+        return out
+
+
+def infer(audio: AudioSource, model: DualStreamModel | str | None = None, rate: int | None = None,
+          fps: float = 30, threads: int | None = None, block_seconds: float = 60.0,
+          progress: Callable[[float], None] | bool | None = None,
+          cancel: Callable[[], bool] | None = None, timings: dict | None = None) -> BlendshapeCurves:
+    """Run the model over a whole recording and return its 52 ARKit curves.
+
+    ``audio``: a path (anything libsndfile reads) or an array with ``rate``.
+    ``model``: a loaded model, a checkpoint path, or None for the shipped model.
+    ``progress``: True for a tqdm bar, or a callable taking the fraction done.
+    ``cancel``: a callable polled between blocks; when it returns True the
+    run stops with :class:`InterruptedError`.
+    ``timings``: a dict that receives seconds spent in mel, emotion and model.
+    """
+    if not isinstance(model, DualStreamModel):
+        model = load_checkpoint(model)
+    duration = None
+    if not isinstance(audio, np.ndarray):
+        duration = audio_info(audio)[0]
+    elif rate:
+        duration = len(audio) / rate
+    bar = None
+    report = progress if callable(progress) else None
+    if progress is True:
+        from tqdm import tqdm
+
+        bar = tqdm(total=round(duration or 0, 1), unit="s", desc="infer", leave=False)
+    frames = []
+    done = 0
+    with torch_threads(threads):
+        engine = StreamingEngine(model)
+        for block in iter_audio(audio, rate, block_seconds=block_seconds):
+            if cancel is not None and cancel():
+                raise InterruptedError("cancelled")
+            frames.append(engine.push(block))
+            done += len(block)
+            if bar is not None:
+                bar.n = round(done / SAMPLE_RATE, 1)
+                bar.refresh()
+            if report is not None and duration:
+                report(min(1.0, done / SAMPLE_RATE / duration))
+        frames.append(engine.flush())
+    if timings is not None:
+        timings.update(engine.timings)
+    if bar is not None:
+        bar.close()
+    curves = BlendshapeCurves(np.concatenate(frames), fps=30.0, names=ARKIT_NAMES)
+    return curves if fps == 30 else curves.resample(fps)
+
+
+def infer_naive(audio: np.ndarray, model: DualStreamModel, batch: int = 16) -> np.ndarray:
+    """Reference: the model's textbook forward on every frame's explicit window (slow).
+
+    ``audio`` is 16 kHz mono; returns (T, 52). Used by tests and ``bench --naive``.
+    """
+    from .features.emotion import emotion_features
+
+    c = model.cfg
+    T = num_frames(len(audio))
+    mel = log_mel(audio, 0, -c.past, T + c.lookahead)
+    hops, vals = emotion_features(audio)
+    out = np.empty((T, c.n_blendshapes), np.float32)
+    model.reset_temporal_state()
+    with torch.inference_mode():
+        mel_n = model.normalize_mel(torch.from_numpy(mel))
+        # z-scores are taken per hop, then interpolated onto frames (as the engine does)
+        vals_n = model.normalize_emotion(torch.from_numpy(vals)).numpy()
+        emo_n = torch.from_numpy(align_to_frames(hops, vals_n, np.arange(-c.past, T + c.lookahead)))
+        for t0 in range(0, T, batch):
+            idx = torch.arange(t0, min(T, t0 + batch))
+            win = idx[:, None] + torch.arange(c.context)[None]
+            raw = model.forward_reference(mel_n[win], emo_n[win])
+            for i in range(len(idx)):
+                out[t0 + i] = model.apply_temporal_smoothing(raw[i:i + 1])[0].numpy()
+    model.reset_temporal_state()
+    return out

@@ -1,0 +1,93 @@
+"""Checkpoints: weights + config + feature parameters + ARKit names + a format version.
+
+Loaded with ``torch.load(weights_only=True)``: only tensors and plain
+containers, never pickled code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from ..arkit import ARKIT_NAMES
+from ..errors import CheckpointError, NoModelError
+from ..features.emotion import EmotionConfig
+from ..features.mel import MelConfig
+from .dual_stream import DualStreamModel, ModelConfig
+
+FORMAT = "a2f_core.dual_stream"
+FORMAT_VERSION = 1
+DEFAULT_WEIGHTS = "default.pt"
+
+
+def save_checkpoint(model: DualStreamModel, path: str | os.PathLike, meta: dict | None = None) -> None:
+    """Write ``model`` with everything needed to run it; atomic (temp file + rename)."""
+    blob = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_config": model.cfg.to_dict(),
+        "mel_config": MelConfig().to_dict(),
+        "emotion_config": EmotionConfig().to_dict(),
+        "names": list(ARKIT_NAMES),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "meta": dict(meta or {}),
+    }
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(blob, tmp)
+    os.replace(tmp, path)
+
+
+def default_checkpoint_path() -> Path | None:
+    """The trained model shipped inside the package, or None if none is installed."""
+    ref = resources.files("a2f_core.weights").joinpath(DEFAULT_WEIGHTS)
+    return Path(str(ref)) if ref.is_file() else None
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_checkpoint(path: str | os.PathLike | None = None) -> DualStreamModel:
+    """Load a checkpoint (default: the shipped model) in eval mode.
+
+    Raises :class:`NoModelError` when no path is given and no trained model
+    is installed, :class:`CheckpointError` for unreadable or incompatible files.
+    """
+    if path is None:
+        path = default_checkpoint_path()
+        if path is None:
+            raise NoModelError("no trained model is installed; pass --checkpoint PATH (a2f_core checkpoint .pt)")
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a readable a2f_core checkpoint ({type(exc).__name__})") from None
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an a2f_core checkpoint")
+    if blob.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {blob.get('format_version')} is not supported "
+                              f"(this a2f_core reads version {FORMAT_VERSION}); update a2f_core or re-export it")
+    if list(blob.get("names", [])) != list(ARKIT_NAMES):
+        raise CheckpointError(f"{path}: checkpoint outputs are not the 52 ARKit blendshapes in canonical order")
+    if blob.get("mel_config") != MelConfig().to_dict() or blob.get("emotion_config") != EmotionConfig().to_dict():
+        raise CheckpointError(f"{path}: checkpoint was trained on different feature settings")
+    try:
+        model = DualStreamModel(ModelConfig(**blob["model_config"]))
+        model.load_state_dict(blob["state_dict"])
+    except Exception as exc:
+        raise CheckpointError(f"{path}: checkpoint weights do not fit the model ({str(exc).splitlines()[0]})") from None
+    model.eval()
+    model.checkpoint_path = str(path)
+    model.checkpoint_meta = dict(blob.get("meta", {}))
+    return model

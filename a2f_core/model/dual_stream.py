@@ -1,0 +1,294 @@
+"""The dual-stream model: 52 blendshape queries cross-attend a log-mel and an eGeMAPS stream.
+
+Shapes follow the seed design (DESIGN.md §2). Where the seed is silent:
+
+* Every mel band has its own affine embedding of its scalar value
+  (``x * w_b + c_b``, 2x80x256 parameters), so bands keep their identity and
+  the mel stream sees spectral shape, not only loudness.
+* Position enters as a learned key term per window position (relative to
+  the frame being predicted), added to the keys only. Values carry content.
+* The window ends ``lookahead`` frames after the predicted frame (lips move
+  before the sound).
+* Band outputs are combined with a learned softmax weighting per query.
+* The decoder 256->128->52 is one shared MLP; query i's vector gives channel i.
+
+Because a token is affine in one scalar (mel) or in one 88-vector (eGeMAPS)
+and position only shifts keys, attention reduces exactly to
+
+    score(j) = alpha * x_j + gamma(j),   output = (sum_j p_j x_j) * v_w + v_c,
+
+which :meth:`DualStreamModel.forward` computes per window and
+:meth:`DualStreamModel.forward_sequence` computes for many consecutive frames
+at once (``exp(alpha x) * exp(gamma)`` turns the sliding softmax sums into
+one matrix product). :meth:`DualStreamModel.forward_reference` is the
+textbook computation with explicit tokens, keys and values; tests check
+that all three agree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..arkit import NUM_BLENDSHAPES
+
+
+@dataclass
+class ModelConfig:
+    d_model: int = 256
+    n_heads: int = 4
+    context: int = 256          # frames in each window (8.5 s at 30 fps)
+    lookahead: int = 4          # frames after the predicted one inside the window (133 ms)
+    n_mels: int = 80
+    n_emotion: int = 88
+    n_blendshapes: int = NUM_BLENDSHAPES
+    decoder_hidden: int = 128
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def d_head(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def past(self) -> int:
+        """Frames before the predicted one inside the window."""
+        return self.context - 1 - self.lookahead
+
+
+class DualStreamModel(nn.Module):
+    def __init__(self, cfg: ModelConfig | None = None):
+        super().__init__()
+        cfg = cfg or ModelConfig()
+        if cfg.d_model % cfg.n_heads:
+            raise ValueError("d_model must be divisible by n_heads")
+        if not 0 <= cfg.lookahead < cfg.context:
+            raise ValueError("lookahead must be in [0, context)")
+        self.cfg = cfg
+        D, I, B, L = cfg.d_model, cfg.n_blendshapes, cfg.n_mels, cfg.context
+        self.queries = nn.Parameter(torch.randn(I, D) * 0.5)
+        # mel stream
+        self.mel_w = nn.Parameter(torch.randn(B, D) * 0.5)
+        self.mel_c = nn.Parameter(torch.randn(B, D) * 0.5)
+        self.mel_pos = nn.Parameter(torch.randn(L, D) * 0.1)
+        self.mel_q = nn.Linear(D, D)
+        self.mel_k = nn.Linear(D, D)
+        self.mel_v = nn.Linear(D, D)
+        self.band_logits = nn.Parameter(torch.zeros(I, B))
+        # emotion stream
+        self.emo_enc = nn.Linear(cfg.n_emotion, D)
+        self.emo_pos = nn.Parameter(torch.randn(L, D) * 0.1)
+        self.emo_q = nn.Linear(D, D)
+        self.emo_k = nn.Linear(D, D)
+        self.emo_v = nn.Linear(D, D)
+        # per-blendshape stream weights, softmax over the two streams with learned temperature
+        self.stream_logits = nn.Parameter(torch.zeros(I, 2))
+        self.log_temperature = nn.Parameter(torch.zeros(()))
+        self.norm = nn.LayerNorm(D)
+        self.dec1 = nn.Linear(D, cfg.decoder_hidden)
+        self.dec2 = nn.Linear(cfg.decoder_hidden, I)
+        # temporal smoothing y_t = a*raw_t + (1-a)*y_{t-1}, a = sigmoid(param), per blendshape
+        self.smoothing_param = nn.Parameter(torch.full((I,), 1.5))
+        # input normalisation, stored in the checkpoint (never per-file statistics)
+        self.register_buffer("mel_mean", torch.zeros(B))
+        self.register_buffer("mel_std", torch.ones(B))
+        self.register_buffer("emo_mean", torch.zeros(cfg.n_emotion))
+        self.register_buffer("emo_std", torch.ones(cfg.n_emotion))
+        self.prev_blendshapes: torch.Tensor | None = None
+
+    # ------------------------------------------------------------------ inputs
+    def set_feature_stats(self, mel_mean, mel_std, emo_mean, emo_std) -> None:
+        def t(v):
+            return torch.as_tensor(v, dtype=torch.float32)
+
+        self.mel_mean.copy_(t(mel_mean))
+        self.mel_std.copy_(torch.clamp(t(mel_std), min=1e-3))
+        self.emo_mean.copy_(torch.nan_to_num(t(emo_mean)))
+        self.emo_std.copy_(torch.clamp(torch.nan_to_num(t(emo_std), nan=1.0), min=1e-6))
+
+    def normalize_mel(self, mel: torch.Tensor) -> torch.Tensor:
+        return (mel - self.mel_mean) / self.mel_std
+
+    def normalize_emotion(self, emo: torch.Tensor) -> torch.Tensor:
+        """z-scores; NaN (too short to measure) becomes 0, extremes are clipped to +-10."""
+        z = (emo - self.emo_mean) / self.emo_std
+        return torch.clamp(torch.nan_to_num(z, nan=0.0, posinf=10.0, neginf=-10.0), -10.0, 10.0)
+
+    # ------------------------------------------------------- reduced attention
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(*x.shape[:-1], self.cfg.n_heads, self.cfg.d_head)
+
+    def stream_terms(self) -> dict[str, torch.Tensor]:
+        """Window-independent terms of both attentions (see module docstring)."""
+        c = self.cfg
+        scale = 1.0 / math.sqrt(c.d_head)
+        qm = self._heads(self.mel_q(self.queries))                      # (I,H,dh)
+        kw = self._heads(self.mel_w @ self.mel_k.weight.T)              # (B,H,dh)
+        mel_alpha = torch.einsum("ihd,bhd->ibh", qm, kw) * scale        # (I,B,H)
+        mel_gamma = torch.einsum("ihd,jhd->ihj", qm, self._heads(self.mel_pos)) * scale
+        vw = self._heads(self.mel_w @ self.mel_v.weight.T)              # (B,H,dh)
+        vc = self._heads(self.mel_c @ self.mel_v.weight.T + self.mel_v.bias)
+        qe = self._heads(self.emo_q(self.queries))                      # (I,H,dh)
+        ke = (self.emo_k.weight @ self.emo_enc.weight).T.reshape(c.n_emotion, c.n_heads, c.d_head)  # (F,H,dh)
+        emo_a = torch.einsum("ihd,fhd->ihf", qe, ke) * scale            # (I,H,F)
+        emo_gamma = torch.einsum("ihd,jhd->ihj", qe, self._heads(self.emo_pos)) * scale
+        ev = (self.emo_v.weight @ self.emo_enc.weight)                  # (D,F)
+        ec = self.emo_v.weight @ self.emo_enc.bias + self.emo_v.bias    # (D,)
+        return dict(mel_alpha=mel_alpha, mel_gamma=mel_gamma, vw=vw, vc=vc,
+                    emo_a=emo_a, emo_gamma=emo_gamma, ev=ev, ec=ec)
+
+    def _combine(self, m: torch.Tensor, u_bar: torch.Tensor, terms: dict) -> torch.Tensor:
+        """m: (N,I,B,H) attended band means; u_bar: (N,I,H,F) attended eGeMAPS means -> raw (N,I) in [0,1]."""
+        c = self.cfg
+        pi = torch.softmax(self.band_logits, dim=1)                     # (I,B)
+        mel_out = torch.einsum("nibh,bhd->nihd", m * pi[None, :, :, None], terms["vw"])
+        mel_out = mel_out + torch.einsum("ib,bhd->ihd", pi, terms["vc"])[None]
+        mel_out = mel_out.reshape(*mel_out.shape[:2], c.d_model)
+        ev = terms["ev"].reshape(c.n_heads, c.d_head, c.n_emotion)
+        emo_out = torch.einsum("nihf,hdf->nihd", u_bar, ev).reshape(*u_bar.shape[:2], c.d_model) + terms["ec"]
+        w = torch.softmax(self.stream_logits / torch.exp(self.log_temperature), dim=1)  # (I,2)
+        z = w[None, :, 0:1] * mel_out + w[None, :, 1:2] * emo_out + self.queries[None]
+        h = F.gelu(self.dec1(self.norm(z)))                             # (N,I,hidden)
+        logits = torch.einsum("nik,ik->ni", h, self.dec2.weight) + self.dec2.bias
+        return torch.sigmoid(logits)
+
+    def forward(self, mel: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
+        """Raw blendshapes (N, 52) in [0, 1] for windows of normalised features.
+
+        mel: (N, context, 80); emotion: (N, context, 88); the predicted frame
+        sits at window index ``context - 1 - lookahead``. No smoothing.
+        """
+        t = self.stream_terms()
+        # mel: score = alpha*x + gamma(j), softmax over j, m = sum_j p_j x_j
+        x = mel.transpose(1, 2)                                          # (N,B,L)
+        s = x[:, None, :, None, :] * t["mel_alpha"][None, :, :, :, None] \
+            + t["mel_gamma"][None, :, None, :, :]                         # (N,I,B,H,L)
+        p = torch.softmax(s, dim=-1)
+        m = (p * x[:, None, :, None, :]).sum(-1)                         # (N,I,B,H)
+        se = torch.einsum("nlf,ihf->nihl", emotion, t["emo_a"]) + t["emo_gamma"][None]
+        pe = torch.softmax(se, dim=-1)                                   # (N,I,H,L)
+        u_bar = torch.einsum("nihl,nlf->nihf", pe, emotion)
+        return self._combine(m, u_bar, t)
+
+    def forward_reference(self, mel: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
+        """The same function as :meth:`forward`, computed the textbook way (slow)."""
+        c = self.cfg
+        N, L, B = mel.shape
+        H, dh = c.n_heads, c.d_head
+        q = self.mel_q(self.queries).reshape(c.n_blendshapes, H, dh).transpose(0, 1)   # (H,I,dh)
+        x = mel.transpose(1, 2).reshape(N * B, L, 1)                                   # (N*B, L, 1)
+        band = torch.arange(B).repeat(N)
+        tokens = x * self.mel_w[band][:, None, :] + self.mel_c[band][:, None, :]      # (N*B, L, D)
+        k = self.mel_k(tokens) + self.mel_pos[None]
+        v = self.mel_v(tokens)
+        k = k.reshape(N * B, L, H, dh).transpose(1, 2)
+        v = v.reshape(N * B, L, H, dh).transpose(1, 2)
+        att = torch.softmax(q[None] @ k.transpose(-1, -2) / math.sqrt(dh), dim=-1)     # (NB,H,I,L)
+        o = (att @ v).transpose(1, 2).reshape(N, B, c.n_blendshapes, c.d_model)
+        pi = torch.softmax(self.band_logits, dim=1)                                      # (I,B)
+        mel_out = torch.einsum("nbid,ib->nid", o, pi)
+        qe = self.emo_q(self.queries).reshape(c.n_blendshapes, H, dh).transpose(0, 1)
+        te = self.emo_enc(emotion)
+        ke = (self.emo_k(te) + self.emo_pos[None]).reshape(N, L, H, dh).transpose(1, 2)
+        ve = self.emo_v(te).reshape(N, L, H, dh).transpose(1, 2)
+        atte = torch.softmax(qe[None] @ ke.transpose(-1, -2) / math.sqrt(dh), dim=-1)
+        emo_out = (atte @ ve).transpose(1, 2).reshape(N, c.n_blendshapes, c.d_model)
+        w = torch.softmax(self.stream_logits / torch.exp(self.log_temperature), dim=1)
+        z = w[None, :, 0:1] * mel_out + w[None, :, 1:2] * emo_out + self.queries[None]
+        h = F.gelu(self.dec1(self.norm(z)))
+        logits = torch.einsum("nik,ik->ni", h, self.dec2.weight) + self.dec2.bias
+        return torch.sigmoid(logits)
+
+    # ------------------------------------------------------ sliding sequences
+    @staticmethod
+    def _toeplitz(kernel: torch.Tensor, n_out: int) -> torch.Tensor:
+        """(M, L) kernels -> (M, n_out+L-1, n_out) with [s, t] = kernel[s - t] inside the band."""
+        M, L = kernel.shape
+        S = n_out + L - 1
+        j = torch.arange(S)[:, None] - torch.arange(n_out)[None, :]
+        inside = (j >= 0) & (j < L)
+        g = kernel[:, j.clamp(0, L - 1)]
+        return torch.where(inside[None], g, torch.zeros((), dtype=kernel.dtype))
+
+    def forward_sequence(self, mel: torch.Tensor, emotion: torch.Tensor, terms: dict | None = None,
+                         toeplitz: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Raw blendshapes for every window of a sequence, without building the windows.
+
+        mel: (S, 80) and emotion: (S, 88) normalised frames; returns
+        (S - context + 1, 52): row t is :meth:`forward` of the window
+        ``mel[t : t + context]``. Exact up to float rounding; chunks whose
+        softmax sums fall below float32 range are redone in float64.
+        """
+        c = self.cfg
+        S = mel.shape[0]
+        T = S - c.context + 1
+        if T <= 0:
+            return mel.new_zeros((0, c.n_blendshapes))
+        terms = terms or self.stream_terms()
+        out = self._sequence_sums(mel, emotion, terms, toeplitz, torch.float32)
+        if out is None:
+            out = self._sequence_sums(mel.double(), emotion.double(), terms, None, torch.float64)
+        m, u_bar = out
+        return self._combine(m.float(), u_bar.float(), terms)
+
+    def sequence_kernels(self, n_out: int, terms: dict, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+        I, H, L = self.cfg.n_blendshapes, self.cfg.n_heads, self.cfg.context
+        gm = terms["mel_gamma"].reshape(I * H, L).to(dtype)
+        ge = terms["emo_gamma"].reshape(I * H, L).to(dtype)
+        gm = torch.exp(gm - gm.max(dim=1, keepdim=True).values)
+        ge = torch.exp(ge - ge.max(dim=1, keepdim=True).values)
+        return self._toeplitz(gm, n_out), self._toeplitz(ge, n_out)
+
+    def _sequence_sums(self, mel, emotion, terms, toeplitz, dtype):
+        c = self.cfg
+        I, H, B, F_ = c.n_blendshapes, c.n_heads, c.n_mels, c.n_emotion
+        S = mel.shape[0]
+        T = S - c.context + 1
+        if toeplitz is None or toeplitz[0].shape[-1] != T or toeplitz[0].dtype != dtype:
+            toeplitz = self.sequence_kernels(T, terms, dtype)
+        gm, ge = toeplitz
+        mel = mel.to(dtype)
+        emotion = emotion.to(dtype)
+        alpha = terms["mel_alpha"].to(dtype).permute(0, 2, 1)                 # (I,H,B)
+        ax = alpha[..., None] * mel.T[None, None]                              # (I,H,B,S)
+        e = torch.exp(ax - ax.amax(dim=-1, keepdim=True))
+        rows = torch.cat([e, e * mel.T[None, None]], dim=2).reshape(I * H, 2 * B, S)
+        sums = torch.bmm(rows, gm).reshape(I, H, 2, B, T)
+        den, num = sums[:, :, 0], sums[:, :, 1]
+        se = torch.einsum("sf,ihf->ihs", emotion, terms["emo_a"].to(dtype))    # (I,H,S)
+        ee = torch.exp(se - se.amax(dim=-1, keepdim=True))
+        rows_e = torch.cat([ee[:, :, None, :], ee[:, :, None, :] * emotion.T[None, None]], dim=2)
+        sums_e = torch.bmm(rows_e.reshape(I * H, 1 + F_, S), ge).reshape(I, H, 1 + F_, T)
+        den_e, num_e = sums_e[:, :, :1], sums_e[:, :, 1:]
+        tiny = 1e-30 if dtype == torch.float32 else 1e-300
+        if dtype == torch.float32 and (den.min() < tiny or den_e.min() < tiny):
+            return None
+        m = (num / den).permute(3, 0, 2, 1)                                    # (T,I,B,H)
+        u_bar = (num_e / den_e).permute(3, 0, 1, 2)                            # (T,I,H,F)
+        return m, u_bar
+
+    # --------------------------------------------------------- smoothing
+    def smoothing_alpha(self) -> torch.Tensor:
+        return torch.sigmoid(self.smoothing_param)
+
+    def reset_temporal_state(self) -> None:
+        """Forget the previous frame: call at every file boundary."""
+        self.prev_blendshapes = None
+
+    def apply_temporal_smoothing(self, raw: torch.Tensor) -> torch.Tensor:
+        """One step of ``y_t = a*raw_t + (1-a)*y_{t-1}``; raw: (N, 52). Keeps the state."""
+        if self.prev_blendshapes is None:
+            out = raw
+        else:
+            a = self.smoothing_alpha()
+            out = a * raw + (1 - a) * self.prev_blendshapes
+        self.prev_blendshapes = out.detach()
+        return out
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

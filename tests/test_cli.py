@@ -1,0 +1,111 @@
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args, cwd=None):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "a2f_core", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd or ROOT, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def wav(tmp_path_factory, speech):
+    p = tmp_path_factory.mktemp("wav") / "clip 日本.wav"  # spaces and non-ASCII in the name
+    sf.write(p, np.stack([speech[:40000], speech[:40000]], 1), 16000)  # stereo
+    return p
+
+
+def test_infer_writes_csv_with_54_columns(wav, checkpoint, tmp_path):
+    out = tmp_path / "out.csv"
+    r = cli("infer", wav, "-o", out, "--checkpoint", checkpoint)
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.reader(open(out)))
+    assert len(rows[0]) == 54 and rows[0][:3] == ["frame", "time", "eyeBlinkLeft"]
+    assert len(rows) - 1 == 75  # 2.5 s x 30 fps
+
+
+@pytest.mark.parametrize("args,suffix", [((), ".json"), ((), ".npz"), (("--format", "livelink"), ".csv"),
+                                         (("--fps", "24"), ".csv")])
+def test_infer_other_formats(wav, checkpoint, tmp_path, args, suffix):
+    out = tmp_path / f"out{suffix}"
+    r = cli("infer", wav, "-o", out, "--checkpoint", checkpoint, *args)
+    assert r.returncode == 0, r.stderr
+    assert out.stat().st_size > 1000
+
+
+def test_refuses_to_overwrite_without_flag(wav, checkpoint, tmp_path):
+    out = tmp_path / "keep.csv"
+    out.write_text("precious")
+    r = cli("infer", wav, "-o", out, "--checkpoint", checkpoint)
+    assert r.returncode != 0 and "--overwrite" in r.stderr and out.read_text() == "precious"
+    r = cli("infer", wav, "-o", out, "--checkpoint", checkpoint, "--overwrite")
+    assert r.returncode == 0 and out.read_text().startswith("frame,time")
+
+
+def _bad_inputs(tmp_path, wav):
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    text = tmp_path / "text.wav"
+    text.write_text("hello\n" * 100)
+    zero = tmp_path / "zero.wav"
+    sf.write(zero, np.zeros(0, np.float32), 16000)
+    nan = tmp_path / "nan.wav"
+    x = np.zeros(16000, np.float32)
+    x[10] = np.nan
+    sf.write(nan, x, 16000, subtype="FLOAT")
+    return {"missing": tmp_path / "missing.wav", "directory": tmp_path, "empty": empty, "text": text,
+            "zero length": zero, "nan": nan}
+
+
+def test_bad_inputs_give_one_line_and_nonzero_exit(wav, checkpoint, tmp_path):
+    for name, path in _bad_inputs(tmp_path, wav).items():
+        out = tmp_path / f"{name}.csv"
+        r = cli("infer", path, "-o", out, "--checkpoint", checkpoint)
+        assert r.returncode != 0, name
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (name, r.stderr)
+        assert "Traceback" not in r.stderr and not out.exists()
+
+
+def test_bad_outputs_and_checkpoints(wav, checkpoint, tmp_path):
+    cases = [(("-o", tmp_path / "x.txt", "--checkpoint", checkpoint), "unknown output format"),
+             (("-o", tmp_path / "no" / "x.csv", "--checkpoint", checkpoint), "does not exist"),
+             (("-o", tmp_path / "x.csv", "--checkpoint", tmp_path / "missing.pt"), "not found")]
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x00" * 100)
+    cases.append((("-o", tmp_path / "y.csv", "--checkpoint", junk), "not a readable"))
+    for args, msg in cases:
+        r = cli("infer", wav, *args)
+        assert r.returncode != 0 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.skipif(
+    any((ROOT / "a2f_core" / "weights").glob("*.pt")), reason="a trained model is installed")
+def test_no_trained_model_is_said_clearly(wav, tmp_path):
+    r = cli("infer", wav, "-o", tmp_path / "x.csv")
+    assert r.returncode != 0 and "no trained model is installed" in r.stderr
+
+
+def test_bench_prints_json_with_rtf():
+    r = cli("bench", "--seconds", "3")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    for key in ("rtf", "peak_rss_mb", "audio_seconds", "frames", "rtf_features", "rtf_model"):
+        assert key in d
+    assert d["frames"] == 90 and d["rtf"] > 0
+
+
+def test_help_for_each_command():
+    for args in ((), ("infer",), ("bench",)):
+        r = cli(*args, "--help")
+        assert r.returncode == 0 and "usage" in r.stdout

@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+import torch
+
+from a2f_core.arkit import ARKIT_NAMES
+from a2f_core.engine import StreamingEngine, infer, infer_naive, torch_threads
+from a2f_core.features.mel import num_frames
+
+
+def test_engine_equals_naive_per_frame_forward(model, speech):
+    x = speech[: int(16000 * 2.5)]
+    fast = infer(x, model, rate=16000).values
+    ref = infer_naive(x, model)
+    assert fast.shape == ref.shape == (num_frames(len(x)), 52)
+    assert np.abs(fast - ref).max() <= 1e-4
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_streaming_in_random_pieces_equals_offline(model, speech, seed):
+    x = np.concatenate([speech, speech[:40000]])  # 9.6 s
+    offline = infer(x, model, rate=16000).values
+    rng = np.random.default_rng(seed)
+    eng = StreamingEngine(model, chunk_frames=int(rng.integers(16, 200)), emotion_batch_s=float(rng.uniform(0.3, 5)))
+    out, i = [], 0
+    while i < len(x):
+        n = int(rng.integers(1, 12000))
+        out.append(eng.push(x[i:i + n]))
+        i += n
+    out.append(eng.flush())
+    got = np.concatenate(out)
+    assert got.shape == offline.shape
+    assert np.abs(got - offline).max() <= 1e-5
+    # frames were released while audio was still arriving, not only at flush
+    assert sum(len(o) for o in out[:-1]) > 0
+
+
+def test_state_resets_between_files(model, speech):
+    eng = StreamingEngine(model)
+    eng.push(speech[:30000])
+    eng.flush()
+    eng.reset()
+    a = np.concatenate([eng.push(speech[:20000]), eng.flush()])
+    b = infer(speech[:20000], model, rate=16000).values
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    with pytest.raises(RuntimeError, match="reset"):
+        eng.push(speech[:100])
+
+
+def test_output_covers_duration_at_30fps_and_stays_in_range(model, speech):
+    c = infer(speech, model, rate=16000)
+    assert len(c) == num_frames(len(speech)) == int(np.ceil(len(speech) * 30 / 16000))
+    assert c.names == ARKIT_NAMES and c.fps == 30
+    assert c.values.min() >= 0 and c.values.max() <= 1
+
+
+def test_silence_and_tiny_inputs(model):
+    c = infer(np.zeros(16000, np.float32), model, rate=16000)
+    assert len(c) == 30 and np.isfinite(c.values).all()
+    c = infer(np.zeros(100, np.float32), model, rate=16000)
+    assert len(c) == 1 and np.isfinite(c.values).all()
+
+
+def test_input_rate_does_not_shift_timing(model, speech):
+    from scipy.signal import resample_poly
+
+    x48 = resample_poly(speech, 3, 1).astype(np.float32)
+    a = infer(speech, model, rate=16000)
+    b = infer(x48, model, rate=48000)
+    assert abs(len(a) - len(b)) <= 1
+    n = min(len(a), len(b))
+    assert np.corrcoef(a.values[:n, 17], b.values[:n, 17])[0, 1] > 0.95
+
+
+def test_resampled_output_rates(model, speech):
+    for fps in (24, 25, 50, 60):
+        c = infer(speech, model, rate=16000, fps=fps)
+        assert c.fps == fps and abs(len(c) - len(speech) / 16000 * fps) <= 1
+
+
+def test_thread_option_restores_callers_setting():
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_progress_and_cancel(model, speech):
+    seen = []
+    infer(np.tile(speech, 3), model, rate=16000, block_seconds=5, progress=seen.append)
+    assert seen and seen[-1] == pytest.approx(1.0) and seen == sorted(seen)
+    with pytest.raises(InterruptedError):
+        infer(speech, model, rate=16000, block_seconds=1, cancel=lambda: True)
+
+
+def test_memory_kept_is_bounded(model):
+    """The engine keeps ~21 s of audio and one window of features, however long the input."""
+    eng = StreamingEngine(model, emotion_batch_s=10)
+    rng = np.random.default_rng(0)
+    for _ in range(12):  # 60 s in 5 s pieces
+        eng.push((0.05 * rng.standard_normal(80000)).astype(np.float32))
+        assert len(eng._audio) <= 16000 * 33
+        assert len(eng._mel) <= 256 + 16000 * 16 // 533
+        assert len(eng._hops) <= 200

@@ -1,0 +1,122 @@
+import numpy as np
+import pytest
+import torch
+
+from a2f_core.errors import CheckpointError, NoModelError
+from a2f_core.model import DualStreamModel, ModelConfig, load_checkpoint, save_checkpoint
+
+
+def windows(n=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 256, 80, generator=g) * 1.5, torch.randn(n, 256, 88, generator=g)
+
+
+def test_parameter_count_near_seed():
+    m = DualStreamModel()
+    n = m.num_parameters()
+    print("parameters:", n)
+    # seed table: ~489 K; ours adds per-band biases (20 K) and two positional key tables (2 x 65 K)
+    assert 450_000 < n < 700_000
+
+
+def test_reduced_forward_equals_textbook_attention(model):
+    mel, emo = windows()
+    with torch.no_grad():
+        fast = model(mel, emo)
+        ref = model.forward_reference(mel, emo)
+    assert fast.shape == (3, 52)
+    assert torch.all((fast >= 0) & (fast <= 1))
+    assert (fast - ref).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("heads,lookahead", [(1, 0), (4, 4), (8, 10)])
+def test_sequence_form_equals_per_window_forward(heads, lookahead):
+    torch.manual_seed(heads)
+    m = DualStreamModel(ModelConfig(n_heads=heads, lookahead=lookahead)).eval()
+    S = 256 + 40
+    mel = torch.randn(S, 80) * 2
+    emo = torch.randn(S, 88)
+    with torch.no_grad():
+        seq = m.forward_sequence(mel, emo)
+        idx = torch.arange(41)[:, None] + torch.arange(256)[None]
+        per = m(mel[idx], emo[idx])
+    assert seq.shape == (41, 52)
+    assert (seq - per).abs().max() < 1e-5
+
+
+def test_sequence_form_survives_extreme_inputs():
+    """Huge score ranges underflow float32 exp sums; the chunk is then redone in float64."""
+    torch.manual_seed(0)
+    m = DualStreamModel().eval()
+    with torch.no_grad():
+        m.mel_w.mul_(40.0)  # scores of hundreds
+        S = 256 + 10
+        mel = torch.randn(S, 80) * 4
+        emo = torch.randn(S, 88)
+        seq = m.forward_sequence(mel, emo)
+        idx = torch.arange(11)[:, None] + torch.arange(256)[None]
+        per = m.double()(mel[idx].double(), emo[idx].double()).float()
+    assert torch.isfinite(seq).all()
+    assert (seq - per).abs().max() < 1e-4
+
+
+def test_smoothing_state_and_reset():
+    m = DualStreamModel()
+    a = m.smoothing_alpha()
+    x1, x2 = torch.rand(1, 52), torch.rand(1, 52)
+    assert torch.equal(m.apply_temporal_smoothing(x1), x1)
+    y2 = m.apply_temporal_smoothing(x2)
+    assert torch.allclose(y2, a * x2 + (1 - a) * x1)
+    m.reset_temporal_state()
+    assert torch.equal(m.apply_temporal_smoothing(x2), x2)
+
+
+def test_checkpoint_roundtrip(model, tmp_path):
+    p = tmp_path / "m.pt"
+    save_checkpoint(model, p, meta={"note": "test"})
+    loaded = load_checkpoint(p)
+    mel, emo = windows()
+    with torch.no_grad():
+        assert torch.equal(model(mel, emo), loaded(mel, emo))
+    assert loaded.checkpoint_meta == {"note": "test"}
+    assert torch.equal(loaded.mel_mean, model.mel_mean)
+
+
+def test_bad_checkpoints_are_refused(model, tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable"):
+        load_checkpoint(junk)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    p = tmp_path / "old.pt"
+    save_checkpoint(model, p)
+    blob = torch.load(p, weights_only=True)
+    blob["format_version"] = 999
+    torch.save(blob, p)
+    with pytest.raises(CheckpointError, match="version 999"):
+        load_checkpoint(p)
+    blob["format_version"] = 1
+    blob["names"] = blob["names"][::-1]
+    torch.save(blob, p)
+    with pytest.raises(CheckpointError, match="canonical order"):
+        load_checkpoint(p)
+
+
+def test_pickled_code_is_never_loaded(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    p = tmp_path / "evil.pt"
+    torch.save({"format": "a2f_core.dual_stream", "x": Evil()}, p)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(p)
+
+
+def test_no_default_model_is_a_clear_error(monkeypatch):
+    import a2f_core.model.checkpoint as ck
+
+    monkeypatch.setattr(ck, "default_checkpoint_path", lambda: None)
+    with pytest.raises(NoModelError, match="no trained model is installed"):
+        ck.load_checkpoint(None)
