@@ -1,0 +1,104 @@
+"""``teach build``: (audio, curves) training pairs with a JSONL manifest, deterministic per seed."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import SAMPLE_RATE
+from ..features.mel import num_frames
+from .augment import augment
+from .coarticulation import phones_to_curves
+from .espeak import VOICES, EspeakSynth
+from .inventory import Phone
+from .texts import sentence
+
+
+def synth_utterance(synth: EspeakSynth, lang: str, rng: np.random.Generator, voice: str | None = None,
+                    text: str | None = None) -> tuple[np.ndarray, list[Phone], dict]:
+    """1-3 sentences joined by pauses, as 16 kHz audio with timed phones."""
+    import soxr
+
+    voice = voice or str(rng.choice(VOICES[lang]))
+    rate = int(rng.integers(120, 240))
+    pitch = int(rng.integers(25, 75))
+    prange = int(rng.integers(20, 90))
+    texts = [text] if text else [sentence(lang, rng) for _ in range(int(rng.integers(1, 4)))]
+    parts, phones, t = [], [], 0.0
+    lead = float(rng.uniform(0.1, 0.6))
+    parts.append(np.zeros(int(lead * SAMPLE_RATE), np.float32))
+    phones.append(Phone("_", "sil", 0.0, lead, lang))
+    t = lead
+    for k, tx in enumerate(texts):
+        audio, sr, ph = synth.synth(tx, voice, lang, rate=rate, pitch=pitch, pitch_range=prange)
+        audio16 = soxr.resample(audio, sr, SAMPLE_RATE).astype(np.float32)
+        dur = len(audio16) / SAMPLE_RATE
+        for p in ph:
+            q = Phone(p.label, p.cls, p.start + t, min(p.end, dur) + t, lang)
+            if q.end > q.start:
+                if phones and phones[-1].cls == "sil" and q.cls == "sil":
+                    phones[-1].end = q.end
+                else:
+                    phones.append(q)
+        parts.append(audio16)
+        t += dur
+        gap = float(rng.uniform(0.3, 1.2)) if k < len(texts) - 1 else float(rng.uniform(0.1, 0.6))
+        parts.append(np.zeros(int(gap * SAMPLE_RATE), np.float32))
+        if phones[-1].cls == "sil":
+            phones[-1].end = t + gap
+        else:
+            phones.append(Phone("_", "sil", t, t + gap, lang))
+        t += gap
+    audio = np.concatenate(parts)
+    phones[-1].end = len(audio) / SAMPLE_RATE
+    meta = {"voice": voice, "rate": rate, "pitch": pitch, "range": prange, "text": " | ".join(texts)}
+    return audio, phones, meta
+
+
+def build_dataset(outdir: str | os.PathLike, hours: float, langs: tuple[str, ...] = ("en", "ja", "zh"),
+                  seed: int = 0, augment_prob: float = 0.7, progress: bool = True) -> dict:
+    """Write ``hours`` of pairs into ``outdir`` (wav/, curves/, manifest.jsonl); returns a summary."""
+    import soundfile as sf
+
+    out = Path(outdir)
+    (out / "wav").mkdir(parents=True, exist_ok=True)
+    (out / "curves").mkdir(parents=True, exist_ok=True)
+    synth = EspeakSynth()
+    target = hours * 3600.0
+    total, i = 0.0, 0
+    per_lang = {lang: 0.0 for lang in langs}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=round(target), unit="s", desc="teach build")
+    manifest = out / "manifest.jsonl"
+    tmp = manifest.with_suffix(".jsonl.tmp")
+    with open(tmp, "w", encoding="utf-8") as mf:
+        while total < target:
+            rng = np.random.default_rng([seed, i])
+            lang = langs[i % len(langs)]
+            audio, phones, meta = synth_utterance(synth, lang, rng)
+            curves = phones_to_curves(phones, num_frames(len(audio)), audio, SAMPLE_RATE)
+            audio_aug, aug = augment(audio, rng, augment_prob)
+            uid = f"{lang}_{seed}_{i:06d}"
+            sf.write(out / "wav" / f"{uid}.wav", audio_aug, SAMPLE_RATE, subtype="PCM_16")
+            np.savez_compressed(out / "curves" / f"{uid}.npz", values=curves.values, fps=np.float64(curves.fps))
+            dur = len(audio) / SAMPLE_RATE
+            rec = {"id": uid, "audio": f"wav/{uid}.wav", "curves": f"curves/{uid}.npz", "lang": lang,
+                   "source": "espeak-ng", "duration": round(dur, 3), "augment": aug, **meta,
+                   "phones": [p.to_dict() for p in phones]}
+            mf.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            total += dur
+            per_lang[lang] += dur
+            i += 1
+            if bar is not None:
+                bar.update(round(dur))
+    os.replace(tmp, manifest)
+    if bar is not None:
+        bar.close()
+    return {"items": i, "seconds": round(total, 1), "per_language_s": {k: round(v, 1) for k, v in per_lang.items()},
+            "manifest": str(manifest)}
