@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
-"""One entry point: ``python build.py setup | test | demo``.
+"""One entry point: ``python build.py setup | test | demo | build``.
 
-setup  creates .venv and installs the pinned dependencies and a2f_core (editable)
+setup  creates .venv, installs espeak-ng (apt, when missing), the pinned dependencies and a2f_core
 test   setup, then the test suite (pytest)
-demo   setup, then bakes the bundled speech clip to curves + a plot in out/demo/
+demo   setup, then bakes the bundled speech clip to curves + a plot in out/demo/, and in Blender
+       onto the demo head: out/demo/demo.blend and rendered frames
+build  setup, then the Blender extension: dist/face_from_audio-<version>-<platform>.zip
+       (``build --platform linux-x64`` for one platform; default linux-x64, windows-x64, macos-arm64)
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -35,12 +39,29 @@ def _fingerprint() -> str:
     return h.hexdigest()
 
 
+def system_packages() -> None:
+    """espeak-ng (the teacher's synthesizer); optional for the engine, so failure only warns."""
+    import ctypes.util
+
+    if ctypes.util.find_library("espeak-ng") or os.name != "posix" or not shutil.which("apt-get"):
+        return
+    sudo = [] if os.geteuid() == 0 else (["sudo", "-n"] if shutil.which("sudo") else None)
+    if sudo is None:
+        print("note: espeak-ng is not installed (teacher commands need it): apt-get install espeak-ng", flush=True)
+        return
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if run([*sudo, "apt-get", "update", "-qq"], env=env) or \
+            run([*sudo, "apt-get", "install", "-y", "-qq", "espeak-ng"], env=env):
+        print("note: could not install espeak-ng; teacher commands will not work", flush=True)
+
+
 def setup() -> int:
     if sys.version_info[:2] != (3, 11):
         print(f"note: pins are checked on Python 3.11; this is {sys.version.split()[0]}", flush=True)
     if not PY.exists():
         print(f"creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
+    system_packages()
     if STAMP.exists() and STAMP.read_text() == _fingerprint():
         return 0
     pip = [PY, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
@@ -72,7 +93,79 @@ def demo() -> int:
     rc = setup()
     if rc:
         return rc
-    return run([PY, "-m", "a2f_core.demo", "--out", ROOT / "out" / "demo"])
+    out = ROOT / "out" / "demo"
+    rc = run([PY, "-m", "a2f_core.demo", "--out", out])
+    if rc:
+        return rc
+    return run([PY, "-m", "blender_addon.demo_scene", "--out", out])
+
+
+PLATFORMS = {
+    "linux-x64": ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
+                  "manylinux2014_x86_64", "manylinux1_x86_64", "linux_x86_64"],
+    "windows-x64": ["win_amd64"],
+    "macos-arm64": ["macosx_14_0_arm64", "macosx_13_0_arm64", "macosx_12_0_arm64", "macosx_11_0_arm64",
+                    "macosx_10_9_universal2", "macosx_10_13_universal2"],
+}
+# What the extension bundles besides a2f_core; Blender brings numpy itself, so its wheel is dropped.
+EXT_REQUIREMENTS = ["torch==2.13.0", "opensmile==2.6.0", "soundfile==0.14.0", "soxr==1.1.0", "scipy==1.17.1",
+                    "tqdm==4.70.1", "pandas==2.2.3", "pyarrow==19.0.1", "numpy==1.26.4"]
+
+
+def blender_ext_tool() -> Path:
+    hits = sorted((VENV / "lib").glob("python3*/site-packages/bpy/*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
+    if not hits:
+        raise SystemExit("error: Blender's extension tool not found in .venv (is bpy installed?)")
+    return hits[-1]
+
+
+def build_extension(platforms: list[str]) -> int:
+    import re
+
+    rc = setup()
+    if rc:
+        return rc
+    bdir = ROOT / "build" / "extension"
+    if bdir.exists():
+        shutil.rmtree(bdir)
+    stage = bdir / "stage"
+    wheels = stage / "wheels"
+    wheels.mkdir(parents=True)
+    rc = run([PY, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", wheels, ROOT])
+    if rc:
+        return rc
+    for plat in platforms:
+        tags = []
+        for t in PLATFORMS[plat]:
+            tags += ["--platform", t]
+        rc = run([PY, "-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version", "3.11",
+                  "--implementation", "cp", *tags, "-d", wheels, *EXT_REQUIREMENTS])
+        if rc:
+            print(f"error: could not fetch the wheels for {plat}", file=sys.stderr)
+            return rc
+    for whl in wheels.glob("numpy-*.whl"):
+        whl.unlink()
+    shutil.copytree(ROOT / "blender_addon", stage, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    names = sorted(p.name for p in wheels.glob("*.whl"))
+    manifest = (ROOT / "blender_manifest.toml").read_text()
+    manifest = re.sub(r"^wheels = \[\]$", "wheels = [\n" + "".join(f'  "./wheels/{n}",\n' for n in names) + "]",
+                      manifest, flags=re.M)
+    manifest = re.sub(r"^platforms = .*$", "platforms = [" + ", ".join(f'"{p}"' for p in platforms) + "]",
+                      manifest, flags=re.M)
+    (stage / "blender_manifest.toml").write_text(manifest)
+    dist = ROOT / "dist"
+    dist.mkdir(exist_ok=True)
+    tool = blender_ext_tool()
+    rc = run([PY, tool, "build", "--source-dir", stage, "--output-dir", dist, "--split-platforms"])
+    if rc:
+        return rc
+    for z in sorted(dist.glob("face_from_audio-*.zip")):
+        rc = run([PY, tool, "validate", z])
+        if rc:
+            return rc
+        print(f"built {z} ({z.stat().st_size / 1e6:.0f} MB)")
+    return 0
 
 
 def main(argv: list[str]) -> int:
@@ -86,7 +179,15 @@ def main(argv: list[str]) -> int:
         return test(rest)
     if cmd == "demo":
         return demo()
-    print(f"unknown command {cmd!r}; use setup, test or demo", file=sys.stderr)
+    if cmd == "build":
+        plats = list(PLATFORMS)
+        if "--platform" in rest:
+            plats = [rest[rest.index("--platform") + 1]]
+            if plats[0] not in PLATFORMS:
+                print(f"unknown platform {plats[0]!r}; use one of {', '.join(PLATFORMS)}", file=sys.stderr)
+                return 2
+        return build_extension(plats)
+    print(f"unknown command {cmd!r}; use setup, test, demo or build", file=sys.stderr)
     return 2
 
 

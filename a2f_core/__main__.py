@@ -44,6 +44,78 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_teach_say(args: argparse.Namespace) -> int:
+    import soundfile as sf
+
+    from .audio import SAMPLE_RATE
+    from .features.mel import num_frames
+    from .plot import plot_curves
+    from .teacher.coarticulation import phones_to_curves
+    from .teacher.dataset import synth_utterance
+    from .teacher.espeak import EspeakSynth
+
+    import numpy as np
+
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(args.seed)
+    audio, phones, meta = synth_utterance(EspeakSynth(), args.lang, rng, voice=args.voice, text=args.text)
+    curves = phones_to_curves(phones, num_frames(len(audio)), audio, SAMPLE_RATE)
+    stem = out / "say"
+    sf.write(stem.with_suffix(".wav"), audio, SAMPLE_RATE)
+    curves.save(stem.with_suffix(".csv"))
+    (stem.with_suffix(".phones.json")).write_text(json.dumps([p.to_dict() for p in phones], ensure_ascii=False))
+    plot_curves(curves, stem.with_suffix(".png"), channels=("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker"),
+                phones=[(p.label, p.start, p.end) for p in phones], title=f"{args.lang}: {args.text}")
+    print(f"{stem}.wav / .csv / .phones.json / .png ({len(curves)} frames, voice {meta['voice']})")
+    return 0
+
+
+def _cmd_teach_build(args: argparse.Namespace) -> int:
+    from .errors import OutputError
+    from .teacher.dataset import build_dataset
+
+    out = Path(args.outdir)
+    if (out / "manifest.jsonl").exists() and not args.overwrite:
+        raise OutputError(f"{out}: already holds a data set; pass --overwrite to replace it")
+    langs = tuple(x.strip() for x in args.langs.split(",") if x.strip())
+    summary = build_dataset(out, args.hours, langs, seed=args.seed, augment_prob=args.augment,
+                            progress=not args.quiet)
+    print(json.dumps(summary))
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from .model import ModelConfig, load_checkpoint
+    from .train import SequentialTrainer, TrainConfig, load_manifest, load_pair
+    from .train.facegood import DEV_CLIPS, CLIPS, load_facegood
+
+    items = []
+    for m in args.manifest or []:
+        items += load_manifest(m, weight=1.0)
+    if args.facegood:
+        train_clips = [c for c in CLIPS if c not in DEV_CLIPS]
+        items += load_facegood(args.facegood, train_clips, weight=args.facegood_weight)
+    for pair in args.pair or []:
+        audio, curves = pair.split(",", 1)
+        items.append(load_pair(audio, curves, weight=args.pair_weight))
+    if not items:
+        raise SystemExit("error: no training data: give --manifest, --facegood or --pair")
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)
+                         if getattr(args, f.name, None) is not None})
+    init = load_checkpoint(args.init) if args.init else None
+    trainer = SequentialTrainer(items, args.out, cfg, ModelConfig(), cache_dir=args.cache, init=init,
+                                progress=not args.quiet)
+    last = Path(args.out) / "last.pt"
+    if args.resume and last.exists():
+        trainer.resume(last)
+    trainer.train()
+    print(f"{last}: step {trainer.step}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m a2f_core",
                                 description="Speech audio -> 52 ARKit blendshape curves, on the CPU.")
@@ -69,6 +141,44 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--threads", type=int, help="torch threads (default: torch's own setting)")
     pb.add_argument("--naive", action="store_true", help="also run the per-frame textbook forward and compare")
     pb.set_defaults(func=_cmd_bench)
+
+    pt = sub.add_parser("teach", help="phoneme-timed teacher: synthetic speech -> ARKit curves")
+    tsub = pt.add_subparsers(dest="teach_command", required=True)
+    ps = tsub.add_parser("say", help="speak one sentence and write its wav, curves, phones and a plot")
+    ps.add_argument("text")
+    ps.add_argument("--lang", choices=["en", "ja", "zh"], default="en",
+                    help="en; ja (write kana); zh (tone-numbered pinyin, e.g. 'ba4 ba5 mai3 ma3')")
+    ps.add_argument("--voice", help="espeak-ng voice (default: one of the language's voices)")
+    ps.add_argument("--seed", type=int, default=0)
+    ps.add_argument("-o", "--output", required=True, help="output folder")
+    ps.set_defaults(func=_cmd_teach_say)
+    pbd = tsub.add_parser("build", help="write (audio, curves) training pairs with a JSONL manifest")
+    pbd.add_argument("outdir")
+    pbd.add_argument("--hours", type=float, default=1.0)
+    pbd.add_argument("--langs", default="en,ja,zh")
+    pbd.add_argument("--seed", type=int, default=0)
+    pbd.add_argument("--augment", type=float, default=0.7, help="share of clips augmented (default 0.7)")
+    pbd.add_argument("--overwrite", action="store_true")
+    pbd.add_argument("-q", "--quiet", action="store_true")
+    pbd.set_defaults(func=_cmd_teach_build)
+
+    ptr = sub.add_parser("train", help="train the dual-stream model")
+    ptr.add_argument("--manifest", action="append", help="teach build manifest.jsonl (repeatable)")
+    ptr.add_argument("--facegood", help="FACEGOOD data folder (train clips only; dev clips are held apart)")
+    ptr.add_argument("--facegood-weight", type=float, default=3.0)
+    ptr.add_argument("--pair", action="append", help="AUDIO,CURVES of your own capture (repeatable)")
+    ptr.add_argument("--pair-weight", type=float, default=3.0)
+    ptr.add_argument("--out", required=True, help="output folder (last.pt, train_log.csv)")
+    ptr.add_argument("--cache", help="feature cache folder")
+    ptr.add_argument("--init", help="start from this checkpoint")
+    ptr.add_argument("--resume", action="store_true", help="continue OUT/last.pt")
+    ptr.add_argument("--steps", type=int)
+    ptr.add_argument("--batch", type=int)
+    ptr.add_argument("--stretch", type=int)
+    ptr.add_argument("--lr", type=float)
+    ptr.add_argument("--seed", type=int)
+    ptr.add_argument("-q", "--quiet", action="store_true")
+    ptr.set_defaults(func=_cmd_train)
     return p
 
 

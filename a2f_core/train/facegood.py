@@ -1,0 +1,78 @@
+"""FACEGOOD real Mandarin mouth capture -> ARKit channels.
+
+FACEGOOD's own table (``arkit_mapping.csv`` in the data folder) maps their
+116-channel rig to ARKit; only mouth channels carry motion. Used here:
+
+| ARKit | FACEGOOD channel(s) | note |
+|---|---|---|
+| jawOpen | mouth_stretch_c | their jaw drop |
+| mouthFunnel | max(mouth_funnel_*) | |
+| mouthPucker | max(mouth_pucker_l, mouth_pucker_r) | |
+| mouthSmileLeft/Right | mouth_lipCornerPull_l/r | |
+| mouthStretchLeft/Right | mouth_lipStretch_l/r | |
+| mouthRollLower/Upper | max(mouth_suck_d*) / max(mouth_suck_u*) | |
+| mouthShrugLower/Upper | mouth_chinRaise_d/u | |
+| mouthPressLeft/Right | mouth_press_l/r | |
+| mouthLowerDownLeft/Right | mouth_lowerLipDepress_l/r | |
+| mouthUpperUpLeft/Right | mouth_upperLipRaise_l/r | |
+
+``mouthClose`` is always 0 in these labels (their rig closes the lips by
+*not* opening the jaw), so it is masked out of the loss; eyes and brows
+are not captured and masked out too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..arkit import ARKIT_NAMES, INDEX
+from .data import TrainItem
+
+MAPPING = {
+    "jawOpen": ["mouth_stretch_c"],
+    "mouthFunnel": ["mouth_funnel_dl", "mouth_funnel_dr", "mouth_funnel_ul", "mouth_funnel_ur"],
+    "mouthPucker": ["mouth_pucker_l", "mouth_pucker_r"],
+    "mouthSmileLeft": ["mouth_lipCornerPull_l"], "mouthSmileRight": ["mouth_lipCornerPull_r"],
+    "mouthStretchLeft": ["mouth_lipStretch_l"], "mouthStretchRight": ["mouth_lipStretch_r"],
+    "mouthRollLower": ["mouth_suck_dl", "mouth_suck_dr"], "mouthRollUpper": ["mouth_suck_ul", "mouth_suck_ur"],
+    "mouthShrugLower": ["mouth_chinRaise_d"], "mouthShrugUpper": ["mouth_chinRaise_u"],
+    "mouthPressLeft": ["mouth_press_l"], "mouthPressRight": ["mouth_press_r"],
+    "mouthLowerDownLeft": ["mouth_lowerLipDepress_l"], "mouthLowerDownRight": ["mouth_lowerLipDepress_r"],
+    "mouthUpperUpLeft": ["mouth_upperLipRaise_l"], "mouthUpperUpRight": ["mouth_upperLipRaise_r"],
+}
+CLIPS = ("1114_2_01", "1114_2_02", "1114_2_03", "1114_2_04", "1114_3_15")
+DEV_CLIPS = ("1114_2_04", "1114_3_15")   # held apart for evaluation, never trained on
+
+
+def column_names(folder: Path) -> list[str]:
+    return [str(n) for n in np.load(folder / "shirley_1015_bs_name.npy", allow_pickle=True)]
+
+
+def to_arkit(labels: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 116) FACEGOOD labels -> (T, 52) ARKit values and the (52,) mask of mapped channels."""
+    col = {n: i for i, n in enumerate(names)}
+    out = np.zeros((len(labels), len(ARKIT_NAMES)), np.float32)
+    mask = np.zeros(len(ARKIT_NAMES), np.float32)
+    for arkit, sources in MAPPING.items():
+        idx = [col[s] for s in sources if s in col]
+        if idx:
+            out[:, INDEX[arkit]] = np.clip(labels[:, idx].max(axis=1), 0, 1)
+            mask[INDEX[arkit]] = 1.0
+    return out, mask
+
+
+def load_facegood(folder: str | Path, clips=CLIPS, weight: float = 1.0) -> list[TrainItem]:
+    folder = Path(folder)
+    names = column_names(folder)
+    items = []
+    for clip in clips:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            labels = np.load(folder / f"bs_value_{clip}.npy", allow_pickle=True)
+        values, mask = to_arkit(np.asarray(labels, np.float64), names)
+        items.append(TrainItem(str(folder / f"{clip}.wav"), values, mask, weight, "zh", "facegood", {"id": clip}))
+    return items
