@@ -7,6 +7,8 @@ demo   setup, then bakes the bundled speech clip to curves + a plot in out/demo/
        onto the demo head: out/demo/demo.blend and rendered frames
 build  setup, then the Blender extension: dist/face_from_audio-<version>-<platform>.zip
        (``build --platform linux-x64`` for one platform; default linux-x64, windows-x64, macos-arm64)
+train  setup, then the default model's recipe: teacher data -> training -> dev evaluation in out/train/
+       (``train --hours H --steps N --seed S --install`` copies the result into a2f_core/weights/)
 """
 
 from __future__ import annotations
@@ -168,6 +170,42 @@ def build_extension(platforms: list[str]) -> int:
     return 0
 
 
+def train(rest: list[str]) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="build.py train")
+    ap.add_argument("--hours", type=float, default=1.5, help="hours of teacher speech to generate")
+    ap.add_argument("--steps", type=int, default=2500)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="FACEGOOD/dev data folder")
+    ap.add_argument("--install", action="store_true", help="copy the trained model to a2f_core/weights/")
+    args = ap.parse_args(rest)
+    rc = setup()
+    if rc:
+        return rc
+    out = ROOT / "out" / "train" / f"seed{args.seed}"
+    teach = out / "teach"
+    if not (teach / "manifest.jsonl").exists():
+        rc = run([PY, "-m", "a2f_core", "teach", "build", teach, "--hours", args.hours, "--seed", args.seed + 1])
+        if rc:
+            return rc
+    cmd = [PY, "-m", "a2f_core", "train", "--manifest", teach / "manifest.jsonl", "--out", out,
+           "--cache", out / "cache", "--steps", args.steps, "--seed", args.seed, "--resume"]
+    facegood = Path(args.data) / "facegood"
+    if facegood.exists():
+        cmd += ["--facegood", facegood]
+    rc = run(cmd)
+    if rc:
+        return rc
+    rc = run([PY, "-m", "a2f_core", "eval", "--data", args.data, "--checkpoint", out / "last.pt", "--out", out / "eval"])
+    if rc:
+        return rc
+    if args.install:
+        shutil.copy(out / "last.pt", ROOT / "a2f_core" / "weights" / "default.pt")
+        print(f"installed {out / 'last.pt'} as a2f_core/weights/default.pt")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
@@ -187,7 +225,9 @@ def main(argv: list[str]) -> int:
                 print(f"unknown platform {plats[0]!r}; use one of {', '.join(PLATFORMS)}", file=sys.stderr)
                 return 2
         return build_extension(plats)
-    print(f"unknown command {cmd!r}; use setup, test, demo or build", file=sys.stderr)
+    if cmd == "train":
+        return train(rest)
+    print(f"unknown command {cmd!r}; use setup, test, demo, build or train", file=sys.stderr)
     return 2
 
 

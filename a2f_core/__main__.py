@@ -116,6 +116,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .eval import evaluate, format_table
+    from .model import load_checkpoint
+
+    model = load_checkpoint(args.checkpoint)
+    res = evaluate(args.data, model, out=args.out, plots=not args.no_plots)
+    print(format_table(res["summary"]))
+    if args.out:
+        print(f"{args.out}/eval.json and one plot per clip", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m a2f_core",
                                 description="Speech audio -> 52 ARKit blendshape curves, on the CPU.")
@@ -161,6 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
     pbd.add_argument("--overwrite", action="store_true")
     pbd.add_argument("-q", "--quiet", action="store_true")
     pbd.set_defaults(func=_cmd_teach_build)
+
+    pe = sub.add_parser("eval", help="quality measures on held-apart dev clips vs baselines")
+    pe.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"),
+                    help="data folder with speech_en/ and facegood/ (default: ../shared/data)")
+    pe.add_argument("--checkpoint", help="model checkpoint (default: the shipped model)")
+    pe.add_argument("--out", help="folder for eval.json and plots")
+    pe.add_argument("--no-plots", action="store_true")
+    pe.set_defaults(func=_cmd_eval)
 
     ptr = sub.add_parser("train", help="train the dual-stream model")
     ptr.add_argument("--manifest", action="append", help="teach build manifest.jsonl (repeatable)")

@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
+
+# bpy (Blender as a module) writes its user config here, never in the user's home
+os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="a2f_test_blender_"))
 
 import numpy as np
 import pytest

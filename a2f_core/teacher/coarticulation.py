@@ -33,6 +33,7 @@ class TeacherConfig:
     anticipation: float = 0.05      # s the lips lead the sound
     tau_before: float = 0.055       # s, dominance decay before a phone
     tau_after: float = 0.03         # s, dominance decay after a phone
+    onset_lead: float = 0.03        # s, lead and decay of the first phone after a pause (quick start from rest)
     closure_ramp: float = 0.05      # s, lip seal ramps in/out
     min_closure_half: float = 0.0175  # s, a seal lasts at least 35 ms (one frame at 30 fps)
     loudness_db_per_unit: float = 18.0
@@ -80,11 +81,17 @@ def phones_to_curves(phones: list[Phone], n_frames: int, audio: np.ndarray | Non
     num = np.zeros((n_frames, len(ARKIT_NAMES)), np.float64)
     den = np.full(n_frames, 1e-9)
     jaw_like = [INDEX[n] for n in ("jawOpen", "mouthLowerDownLeft", "mouthLowerDownRight")]
+    pause_end = -1.0
     for i, p in enumerate(phones):
         k = cls_index[p.cls]
-        lead = 0.0 if p.cls == "sil" else cfg.anticipation
+        if p.cls == "sil" and p.dur >= 0.15:
+            pause_end = p.end
+        # speech starting from rest moves quickly: the first 150 ms after a pause anticipate less
+        after_pause = p.cls != "sil" and 0.0 <= p.start - pause_end < 0.15
+        lead = 0.0 if p.cls == "sil" else (cfg.onset_lead if after_pause else cfg.anticipation)
+        before = cfg.onset_lead if after_pause else tb
         s, e = p.start - lead, p.end - lead
-        d = np.where(t < s, np.exp(-(s - t) / tb), np.where(t > e, np.exp(-(t - e) / ta), 1.0))
+        d = np.where(t < s, np.exp(-(s - t) / before), np.where(t > e, np.exp(-(t - e) / ta), 1.0))
         w = dom[k] * d
         pose = poses[k].astype(np.float64).copy()
         pose[jaw_like] *= gains[i]

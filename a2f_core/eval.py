@@ -1,0 +1,195 @@
+"""``python -m a2f_core eval``: the measures of QUALITY.md on held-apart dev clips, for the model
+and two baselines (loudness -> jawOpen, and the phoneme teacher where phone timings exist).
+
+Dev data (never trained on): the FACEGOOD clips in ``DEV_CLIPS`` (real Mandarin mouth capture:
+jaw correlation) and the English clips of ``speech_en/`` with PocketSphinx phone alignments
+(closure, opening, rounding, rest in silence).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .arkit import INDEX, MOUTH
+from .audio import load_audio
+from .curves import BlendshapeCurves
+from .features.mel import frame_center, num_frames
+
+BILABIAL = {"P", "B", "M"}
+OPEN_VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY"}
+ROUNDED = {"UW", "OW", "UH", "AO"}
+SPREAD = {"IY", "IH", "EY"}
+PAUSES = {"SIL", "SP", "<SIL>", "+NSN+", "+SPN+"}
+
+
+def aperture(values: np.ndarray) -> np.ndarray:
+    return np.clip(values[:, INDEX["jawOpen"]] - values[:, INDEX["mouthClose"]], 0.0, 1.0)
+
+
+def rms_baseline(audio: np.ndarray, n_frames: int) -> BlendshapeCurves:
+    """jawOpen = the loudness envelope (RMS over 64 ms at each frame), scaled to its 95th percentile."""
+    c = frame_center(np.arange(n_frames))
+    idx = c[:, None] + np.arange(-512, 512)[None]
+    frames = np.where((idx >= 0) & (idx < len(audio)), audio[np.clip(idx, 0, len(audio) - 1)], 0.0)
+    rms = np.sqrt((frames.astype(np.float64) ** 2).mean(1))
+    top = np.percentile(rms, 95) + 1e-9
+    vals = np.zeros((n_frames, 52), np.float32)
+    vals[:, INDEX["jawOpen"]] = np.clip(rms / top, 0, 1)
+    return BlendshapeCurves(vals)
+
+
+def _frames(seg, n, pad=1):
+    lo = max(0, int(np.floor(seg[1] * 30)) - pad)
+    hi = min(n, int(np.ceil(seg[2] * 30)) + pad)
+    return np.arange(lo, max(lo + 1, hi)) if lo < n else np.arange(0)
+
+
+def phone_measures(values: np.ndarray, phones: list[tuple[str, float, float]]) -> dict:
+    """Closure rate, open/bilabial ratio, rounding ratio, rest in silence, biggest frame step."""
+    n = len(values)
+    ap = aperture(values)
+    rnd = values[:, INDEX["mouthFunnel"]] + values[:, INDEX["mouthPucker"]]
+    base = [p[0].upper().rstrip("012") for p in phones]
+    bil = [p for p, b in zip(phones, base) if b in BILABIAL]
+    closed = [ap[f].min() <= 0.10 for f in (_frames(p, n) for p in bil) if len(f)]
+    open_ap = [ap[_frames(p, n, 0)].mean() for p, b in zip(phones, base) if b in OPEN_VOWELS
+               if len(_frames(p, n, 0))]
+    bil_ap = [ap[_frames(p, n, 0)].mean() for p in bil if len(_frames(p, n, 0))]
+    r_round = [rnd[_frames(p, n, 0)].mean() for p, b in zip(phones, base) if b in ROUNDED if len(_frames(p, n, 0))]
+    r_spread = [rnd[_frames(p, n, 0)].mean() for p, b in zip(phones, base) if b in SPREAD if len(_frames(p, n, 0))]
+    rest = np.concatenate([ap[_frames(p, n, 0)] for p, b in zip(phones, base)
+                           if b in PAUSES and p[2] - p[1] >= 0.3] or [np.zeros(0)])
+    mouth = [INDEX[m] for m in MOUTH]
+    return {
+        "bilabials": len(closed),
+        "closure_rate": float(np.mean(closed)) if closed else None,
+        "open_vowel_aperture": float(np.mean(open_ap)) if open_ap else None,
+        "open_to_bilabial": float(np.mean(open_ap) / max(np.mean(bil_ap), 1e-3)) if open_ap and bil_ap else None,
+        "rounding_ratio": float(np.mean(r_round) / max(np.mean(r_spread), 1e-3)) if r_round and r_spread else None,
+        "rest_in_silence": float((rest <= 0.08).mean()) if len(rest) else None,
+        "max_mouth_step": float(np.abs(np.diff(values[:, mouth], axis=0)).max()) if n > 1 else 0.0,
+    }
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    n = min(len(a), len(b))
+    a, b = a[:n], b[:n]
+    if a.std() < 1e-9 or b.std() < 1e-9:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def load_sphinx_phones(path: Path) -> list[tuple[str, float, float]]:
+    from .demo import load_phones
+
+    return load_phones(path)
+
+
+@dataclass
+class Clip:
+    name: str
+    wav: Path
+    lang: str
+    phones: list | None = None
+    real_jaw: np.ndarray | None = None
+
+
+def dev_clips(data: Path) -> list[Clip]:
+    clips = []
+    en = data / "speech_en"
+    for p in sorted(en.glob("*.phones.json")):
+        wav = en / (p.name[: -len(".phones.json")] + ".wav")
+        clips.append(Clip(wav.stem, wav, "en", phones=load_sphinx_phones(p)))
+    fg = data / "facegood"
+    if fg.exists():
+        from .train.facegood import DEV_CLIPS, column_names, to_arkit
+
+        names = column_names(fg)
+        for clip in DEV_CLIPS:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                labels = np.load(fg / f"bs_value_{clip}.npy", allow_pickle=True)
+            vals, _ = to_arkit(np.asarray(labels, np.float64), names)
+            clips.append(Clip(f"facegood_{clip}", fg / f"{clip}.wav", "zh", real_jaw=vals[:, INDEX["jawOpen"]]))
+    return clips
+
+
+def teacher_curves(clip: Clip, audio: np.ndarray, n: int) -> BlendshapeCurves | None:
+    if not clip.phones:
+        return None
+    from .teacher.coarticulation import phones_to_curves
+    from .teacher.inventory import Phone, arpabet_class
+
+    phones = []
+    for label, s, e in clip.phones:
+        cls = arpabet_class(label) or "sil"
+        phones.append(Phone(label, cls, s, e, "en"))
+    return phones_to_curves(phones, n, audio, 16000)
+
+
+def evaluate(data: str | Path, model=None, out: str | Path | None = None, plots: bool = True) -> dict:
+    from .engine import infer
+    from .model import load_checkpoint
+    from .plot import plot_curves
+
+    model = model if model is not None else load_checkpoint(None)
+    data = Path(data)
+    out = Path(out) if out else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for clip in dev_clips(data):
+        audio = load_audio(clip.wav)
+        n = num_frames(len(audio))
+        systems = {"model": infer(audio, model, rate=16000), "rms_baseline": rms_baseline(audio, n)}
+        teach = teacher_curves(clip, audio, n)
+        if teach is not None:
+            systems["teacher"] = teach
+        row = {}
+        for name, curves in systems.items():
+            m = {}
+            if clip.phones:
+                m.update(phone_measures(curves.values, clip.phones))
+            if clip.real_jaw is not None:
+                m["jaw_r"] = pearson(curves.values[:, INDEX["jawOpen"]], clip.real_jaw)
+                m["aperture_r"] = pearson(aperture(curves.values), clip.real_jaw)
+            row[name] = m
+        results[clip.name] = {"lang": clip.lang, "seconds": round(len(audio) / 16000, 2), **row}
+        if out and plots:
+            plot_curves(systems["model"], out / f"{clip.name}.png", phones=clip.phones,
+                        title=f"{clip.name} (model)")
+    summary = summarise(results)
+    if out:
+        (out / "eval.json").write_text(json.dumps({"clips": results, "summary": summary}, indent=1))
+    return {"clips": results, "summary": summary}
+
+
+def summarise(results: dict) -> dict:
+    keys = ("closure_rate", "open_vowel_aperture", "open_to_bilabial", "rounding_ratio", "rest_in_silence",
+            "max_mouth_step", "jaw_r", "aperture_r")
+    summary: dict = {}
+    systems = sorted({s for r in results.values() for s in r if isinstance(r[s], dict)})
+    for s in systems:
+        summary[s] = {}
+        for k in keys:
+            vals = [r[s][k] for r in results.values() if s in r and r[s].get(k) is not None]
+            if k == "closure_rate":  # pooled over all bilabials
+                n = [r[s]["bilabials"] for r in results.values() if s in r and r[s].get(k) is not None]
+                summary[s][k] = float(np.dot(vals, n) / max(sum(n), 1)) if vals else None
+            else:
+                summary[s][k] = float(np.mean(vals)) if vals else None
+    return summary
+
+
+def format_table(summary: dict) -> str:
+    keys = ("closure_rate", "open_vowel_aperture", "open_to_bilabial", "rounding_ratio", "rest_in_silence",
+            "max_mouth_step", "jaw_r", "aperture_r")
+    lines = ["| system | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for s, m in summary.items():
+        lines.append(f"| {s} | " + " | ".join("-" if m.get(k) is None else f"{m[k]:.3f}" for k in keys) + " |")
+    return "\n".join(lines)

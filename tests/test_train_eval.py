@@ -1,0 +1,93 @@
+"""Training runs and resumes; evaluation measures behave as QUALITY.md defines them."""
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from a2f_core.arkit import INDEX
+from a2f_core.curves import BlendshapeCurves
+from a2f_core.eval import pearson, phone_measures, rms_baseline
+from a2f_core.model import DualStreamModel, ModelConfig, load_checkpoint
+from a2f_core.train import SequentialTrainer, TrainConfig, load_pair
+from a2f_core.train.facegood import to_arkit
+
+
+def tiny_pairs(tmp_path: Path, speech: np.ndarray, n: int = 2):
+    items = []
+    for i in range(n):
+        wav = tmp_path / f"a{i}.wav"
+        x = speech[i * 8000: i * 8000 + 48000]
+        sf.write(wav, x, 16000)
+        T = int(np.ceil(len(x) / 16000 * 30))
+        vals = np.zeros((T, 52), np.float32)
+        env = np.abs(x[: T * 533]).reshape(T, -1).mean(1) if T * 533 <= len(x) else np.zeros(T)
+        vals[:, INDEX["jawOpen"]] = np.clip(env / (env.max() + 1e-9), 0, 1)
+        curves = BlendshapeCurves(vals)
+        p = curves.save(tmp_path / f"a{i}.csv")
+        items.append(load_pair(wav, p))
+    return items
+
+
+def test_training_reduces_loss_saves_and_resumes(tmp_path, speech):
+    items = tiny_pairs(tmp_path, speech)
+    cfg = TrainConfig(steps=6, batch=1, stretch=32, warmup=2, checkpoint_every=3, log_every=1, lr=3e-3)
+    tr = SequentialTrainer(items, tmp_path / "run", cfg, ModelConfig(), cache_dir=tmp_path / "cache",
+                           progress=False)
+    tr.train()
+    assert (tmp_path / "run" / "last.pt").exists()
+    log = (tmp_path / "run" / "train_log.csv").read_text().splitlines()
+    assert len(log) == 7
+    m = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert m.checkpoint_meta["step"] == 6
+    # feature statistics come from the training data and are stored in the checkpoint
+    assert not torch.allclose(m.mel_mean, torch.zeros(80))
+    # resume continues from step 6 to 8
+    tr2 = SequentialTrainer(items, tmp_path / "run", TrainConfig(**{**cfg.__dict__, "steps": 8}), ModelConfig(),
+                            cache_dir=tmp_path / "cache", progress=False)
+    tr2.resume(tmp_path / "run" / "last.pt")
+    assert tr2.step == 6
+    tr2.train()
+    assert load_checkpoint(tmp_path / "run" / "last.pt").checkpoint_meta["step"] == 8
+    # the feature cache was used
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+
+
+def test_sequence_training_path_is_differentiable():
+    torch.manual_seed(0)
+    m = DualStreamModel()
+    mel = torch.randn(256 + 7, 80)
+    emo = torch.randn(256 + 7, 88)
+    out = m.forward_sequence(mel, emo)
+    out.sum().backward()
+    assert m.mel_pos.grad is not None and m.mel_w.grad.abs().sum() > 0 and m.emo_enc.weight.grad.abs().sum() > 0
+
+
+def test_phone_measures():
+    T = 60
+    vals = np.zeros((T, 52), np.float32)
+    vals[:, INDEX["jawOpen"]] = 0.5
+    vals[10:13, INDEX["mouthClose"]] = 0.5       # closed at 10-12
+    vals[30:40, INDEX["mouthFunnel"]] = 0.6      # rounded 30-39
+    phones = [("SIL", 0.0, 0.3), ("M", 0.34, 0.40), ("AA", 0.5, 0.9), ("UW", 1.0, 1.3), ("IY", 1.4, 1.7),
+              ("B", 1.72, 1.78)]
+    m = phone_measures(vals, phones)
+    assert m["bilabials"] == 2 and m["closure_rate"] == 0.5
+    assert m["open_vowel_aperture"] == 0.5 and m["rounding_ratio"] > 1.5
+    assert m["rest_in_silence"] == 0.0   # jaw open during the 300 ms pause
+
+
+def test_rms_baseline_and_pearson(speech):
+    c = rms_baseline(speech, int(np.ceil(len(speech) / 16000 * 30)))
+    jaw = c.channel("jawOpen")
+    assert 0 <= jaw.min() and jaw.max() <= 1 and jaw.std() > 0.1
+    assert abs(pearson(jaw, jaw) - 1.0) < 1e-9 and pearson(jaw, np.zeros_like(jaw)) == 0.0
+
+
+def test_facegood_mapping():
+    names = ["mouth_stretch_c", "mouth_pucker_l", "mouth_pucker_r", "eye_blink_l"]
+    labels = np.array([[0.5, 0.1, 0.3, 0.9]])
+    vals, mask = to_arkit(labels, names)
+    assert vals[0, INDEX["jawOpen"]] == 0.5 and vals[0, INDEX["mouthPucker"]] == np.float32(0.3)
+    assert mask[INDEX["jawOpen"]] == 1 and mask[INDEX["mouthClose"]] == 0 and mask[INDEX["eyeBlinkLeft"]] == 0
