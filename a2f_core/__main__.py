@@ -29,11 +29,34 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     duration = audio_info(args.input)[0]
     model = load_checkpoint(args.checkpoint)
     show = not args.quiet and duration > 5.0 and sys.stderr.isatty()
-    curves = infer(args.input, model, fps=args.fps, threads=args.threads, progress=show or None)
+    from .expression import ExpressionConfig
+
+    expr = None if args.no_procedural and args.emotion == "neutral" and args.intensity is None else \
+        ExpressionConfig(enabled=not args.no_procedural, seed=args.seed, emotion=args.emotion,
+                         emotion_strength=args.emotion_strength, intensity=_intensity(args.intensity))
+    curves = infer(args.input, model, fps=args.fps, threads=args.threads, progress=show or None, expression=expr)
     curves.save(out, fmt)
     if not args.quiet:
         print(f"{out}: {len(curves)} frames at {curves.fps:g} fps ({duration:.2f} s of audio)", file=sys.stderr)
     return 0
+
+
+def _intensity(spec: str | None) -> dict:
+    """'mouth=1,brows=0.5' -> {'mouth': 1.0, 'brows': 0.5}."""
+    from .errors import A2FError
+
+    out = {"mouth": 1.0, "brows": 1.0, "eyes": 1.0, "cheeks": 1.0}
+    for part in (spec or "").split(","):
+        if not part.strip():
+            continue
+        key, _, val = part.partition("=")
+        if key.strip() not in out:
+            raise A2FError(f"--intensity: unknown region {key.strip()!r}; use mouth, brows, eyes, cheeks")
+        try:
+            out[key.strip()] = float(val)
+        except ValueError:
+            raise A2FError(f"--intensity: {part!r} is not REGION=NUMBER") from None
+    return out
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -143,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     pi.add_argument("--checkpoint", help="model checkpoint (default: the trained model shipped with a2f_core)")
     pi.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
     pi.add_argument("--threads", type=int, help="torch threads for this run (default: torch's own setting)")
+    pi.add_argument("--no-procedural", action="store_true",
+                    help="no blinks, gaze, brow emphasis: the model's curves as they are")
+    pi.add_argument("--emotion", default="neutral", choices=["neutral", "happy", "sad", "angry", "surprised"],
+                    help="emotion offset blended on top (default neutral)")
+    pi.add_argument("--emotion-strength", type=float, default=0.6)
+    pi.add_argument("--intensity", help="per-region gain, e.g. mouth=1,brows=0.5,eyes=1,cheeks=1")
+    pi.add_argument("--seed", type=int, default=0, help="seed of blinks and gaze (deterministic)")
     pi.add_argument("-q", "--quiet", action="store_true", help="no progress or summary")
     pi.set_defaults(func=_cmd_infer)
 

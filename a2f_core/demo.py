@@ -57,8 +57,10 @@ def main(argv: list[str] | None = None) -> int:
             model = DualStreamModel().eval()
             save_checkpoint(model, out / "untrained.pt", meta={"trained": False})
             label = "UNTRAINED random weights"
+        from .expression import ExpressionConfig
+
         t0 = time.perf_counter()
-        curves = infer(wav, model)
+        curves = infer(wav, model, expression=ExpressionConfig())
         wall = time.perf_counter() - t0
         csv_path = curves.save(out / "speech_en.csv")
         png = out / "speech_en.png"

@@ -244,7 +244,8 @@ class StreamingEngine:
 def infer(audio: AudioSource, model: DualStreamModel | str | None = None, rate: int | None = None,
           fps: float = 30, threads: int | None = None, block_seconds: float = 60.0,
           progress: Callable[[float], None] | bool | None = None,
-          cancel: Callable[[], bool] | None = None, timings: dict | None = None) -> BlendshapeCurves:
+          cancel: Callable[[], bool] | None = None, timings: dict | None = None,
+          expression=None) -> BlendshapeCurves:
     """Run the model over a whole recording and return its 52 ARKit curves.
 
     ``audio``: a path (anything libsndfile reads) or an array with ``rate``.
@@ -253,6 +254,8 @@ def infer(audio: AudioSource, model: DualStreamModel | str | None = None, rate: 
     ``cancel``: a callable polled between blocks; when it returns True the
     run stops with :class:`InterruptedError`.
     ``timings``: a dict that receives seconds spent in mel, emotion and model.
+    ``expression``: an :class:`a2f_core.expression.ExpressionConfig` to add blinks, gaze, brows and
+    emotion (the whole clip is then kept in memory for its prosody); None returns the model's curves.
     """
     if not isinstance(model, DualStreamModel):
         model = load_checkpoint(model)
@@ -287,6 +290,11 @@ def infer(audio: AudioSource, model: DualStreamModel | str | None = None, rate: 
     if bar is not None:
         bar.close()
     curves = BlendshapeCurves(np.concatenate(frames), fps=30.0, names=ARKIT_NAMES)
+    if expression is not None:
+        from .audio import load_audio
+        from .expression import apply_expression
+
+        curves = apply_expression(curves, load_audio(audio, rate), expression)
     return curves if fps == 30 else curves.resample(fps)
 
 

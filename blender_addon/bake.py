@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from a2f_core.arkit import ARKIT_NAMES, BROWS, EYES, INDEX, MOUTH
+from a2f_core.arkit import ARKIT_NAMES
 
 from .keying import existing_action, is_own_bake, write_action
 from .mapping import build_mapping
@@ -28,6 +28,11 @@ class BakeOptions:
     replace_user_action: bool = False
     checkpoint: str | None = None
     threads: int | None = None
+    procedural: bool = True
+    emotion: str = "neutral"
+    emotion_strength: float = 0.6
+    cheeks: float = 1.0
+    seed: int = 0
 
 
 @dataclass
@@ -100,17 +105,19 @@ def compute(job: BakeJob, progress: Callable[[float], None] | None = None,
     model = model if model is not None else load_model(job.options.checkpoint)
     a = job.audio
     end = int(min(len(a.audio), (max(a.times.max(), 0.0) + 1.0) * 16000))
-    curves = infer(a.audio[: max(end, 1)], model, rate=16000, threads=job.options.threads,
+    from a2f_core.expression import ExpressionConfig, apply_expression
+
+    clip = a.audio[: max(end, 1)]
+    curves = infer(clip, model, rate=16000, threads=job.options.threads,
                    progress=progress, cancel=cancel, block_seconds=10.0)
+    o = job.options
+    curves = apply_expression(curves, clip, ExpressionConfig(
+        enabled=o.procedural, seed=o.seed, emotion=o.emotion, emotion_strength=o.emotion_strength,
+        intensity={"mouth": o.mouth, "brows": o.brows, "eyes": o.eyes, "cheeks": o.cheeks}))
     t = curves.times
     values = np.empty((len(a.frames), len(ARKIT_NAMES)), np.float32)
     for i in range(len(ARKIT_NAMES)):
         values[:, i] = np.interp(a.times, t, curves.values[:, i])
-    o = job.options
-    for names, gain in ((MOUTH, o.mouth), (BROWS, o.brows), (EYES, o.eyes)):
-        if gain != 1.0:
-            idx = [INDEX[n] for n in names]
-            values[:, idx] *= gain
     job.values = np.clip(values, 0.0, 1.0)
     job.seconds = time.perf_counter() - t0
     return job

@@ -21,6 +21,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--replace", action="store_true", help="assign the bake even over a user's action (kept)")
     p.add_argument("--preset", default="auto")
     p.add_argument("--checkpoint", help="model checkpoint (default: the shipped model)")
+    p.add_argument("--no-procedural", action="store_true", help="no blinks, gaze or brow emphasis")
+    p.add_argument("--emotion", default="neutral", choices=["neutral", "happy", "sad", "angry", "surprised"])
+    p.add_argument("--emotion-strength", type=float, default=0.6)
+    p.add_argument("--seed", type=int, default=0, help="seed of blinks and gaze")
     return p
 
 
@@ -47,7 +51,9 @@ def run(argv: list[str]) -> int:
             raise BakeInputError("no .blend to save into: give --out PATH or open a .blend")
         context = bpy.context
         opts = BakeOptions(strip=args.strip, obj=args.object, preset=args.preset,
-                           replace_user_action=args.replace, checkpoint=args.checkpoint)
+                           replace_user_action=args.replace, checkpoint=args.checkpoint,
+                           procedural=not args.no_procedural, emotion=args.emotion,
+                           emotion_strength=args.emotion_strength, seed=args.seed)
         from a2f_core import load_model
 
         model = load_model(args.checkpoint)

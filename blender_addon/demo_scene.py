@@ -79,6 +79,18 @@ def main(argv: list[str] | None = None) -> int:
     phones = load_phones(wav.with_suffix(".phones.json"))
     picks = [p for p in phones if p[0] in ("M", "B", "P")][:4] + \
         [p for p in phones if p[0] in ("AA", "AE", "AH", "AO", "AY", "AW")][:4]
+    # and the first blink of the baked curves
+    from bpy_extras import anim_utils
+
+    ad = face.data.shape_keys.animation_data
+    for fc in anim_utils.action_get_channelbag_for_slot(ad.action, ad.action_slot).fcurves:
+        if fc.data_path == 'key_blocks["eyeBlink_L"].value':
+            co = np.zeros(2 * len(fc.keyframe_points), np.float32)
+            fc.keyframe_points.foreach_get("co", co)
+            closed = np.nonzero(co[1::2] >= 0.8)[0]
+            if len(closed):
+                f = float(co[0::2][closed[0]]) - 1
+                picks.append(("blink", f / 30, f / 30))
     picks.sort(key=lambda p: p[1])
     shots = []
     key = face.data.shape_keys.key_blocks
@@ -86,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         frame = 1 + int(round((start + end) / 2 * 30))
         scene.frame_set(frame)
         aperture = max(0.0, key["jawOpen"].value - key["mouthClose"].value)
+        if label == "blink":
+            frame = 1 + int(round(start * 30))
         path = out / "frames" / f"frame_{frame:04d}_{label}.png"
         scene.render.filepath = str(path)
         bpy.ops.render.render(write_still=True)
@@ -103,7 +117,7 @@ def contact_sheet(shots, path: Path) -> Path:
     import matplotlib.image as mpimg
     import matplotlib.pyplot as plt
 
-    cols = 4
+    cols = 3 if len(shots) == 9 else 4
     rows = (len(shots) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.3 * rows), dpi=100)
     for ax in axes.ravel():

@@ -18,7 +18,8 @@ def options_from_scene(context, op=None) -> BakeOptions:
     return BakeOptions(
         strip=(op.strip if op is not None and op.strip else s.strip) or None,
         obj=(op.object if op is not None and op.object else (s.target.name if s.target else None)),
-        preset=s.preset, mouth=s.mouth, brows=s.brows, eyes=s.eyes,
+        preset=s.preset, mouth=s.mouth, brows=s.brows, eyes=s.eyes, cheeks=s.cheeks,
+        procedural=s.procedural, emotion=s.emotion, emotion_strength=s.emotion_strength, seed=s.seed,
         replace_user_action=s.replace_user_action or (op is not None and op.replace),
         checkpoint=(prefs.checkpoint or None) if prefs else None,
         threads=(prefs.threads or None) if prefs else None)

@@ -27,6 +27,16 @@ class A2F_Settings(bpy.types.PropertyGroup):
     mouth: FloatProperty(name="Mouth", default=1.0, min=0.0, max=2.0, description="Intensity of mouth and jaw")
     brows: FloatProperty(name="Brows", default=1.0, min=0.0, max=2.0, description="Intensity of the brows")
     eyes: FloatProperty(name="Eyes", default=1.0, min=0.0, max=2.0, description="Intensity of the eyes")
+    cheeks: FloatProperty(name="Cheeks", default=1.0, min=0.0, max=2.0, description="Intensity of cheeks and nose")
+    procedural: BoolProperty(name="Blinks and Expression", default=True,
+                             description="Add blinks, eye darts and brows that follow the voice; off: the "
+                                         "model's curves as they are")
+    emotion: EnumProperty(name="Emotion", default="neutral",
+                          items=[("neutral", "Neutral", ""), ("happy", "Happy", ""), ("sad", "Sad", ""),
+                                 ("angry", "Angry", ""), ("surprised", "Surprised", "")],
+                          description="Emotion blended on top of the speech")
+    emotion_strength: FloatProperty(name="Strength", default=0.6, min=0.0, max=1.0)
+    seed: IntProperty(name="Seed", default=0, min=0, description="Seed of blinks and gaze")
     replace_user_action: BoolProperty(
         name="Replace Existing Action", default=False,
         description="Assign the bake even if the shape keys use an action not made by this add-on "

@@ -178,7 +178,7 @@ class SequentialTrainer:
                 pred = self.smooth(raw)
                 loss, parts = self.loss(pred, tgt, mask)
                 (loss * w / c.batch).backward()
-                total += float(loss) / c.batch
+                total += float(loss.detach()) / c.batch
                 for k in ("mse", "mouth", "vel"):
                     acc[k] += parts[k] / c.batch
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
