@@ -114,6 +114,22 @@ EXT_REQUIREMENTS = ["torch==2.13.0", "opensmile==2.6.0", "soundfile==0.14.0", "s
                     "tqdm==4.70.1", "pandas==2.2.3", "pyarrow==19.0.1", "numpy==1.26.4"]
 
 
+PLATFORM_EXTRAS = {"windows-x64": ["colorama==0.4.6"]}  # tqdm's Windows-only dependency
+
+
+def _platform_args(plat: str) -> list[str]:
+    args = []
+    for t in PLATFORMS[plat]:
+        args += ["--platform", t]
+    return args
+
+
+def _pin(wheel_name: str) -> str:
+    """'torch-2.13.0+cpu-cp311-...whl' -> 'torch==2.13.0' (local labels dropped: the same release)."""
+    name, version = wheel_name.split("-")[:2]
+    return f"{name}=={version.split('+')[0]}"
+
+
 def blender_ext_tool() -> Path:
     hits = sorted((VENV / "lib").glob("python3*/site-packages/bpy/*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
     if not hits:
@@ -136,12 +152,20 @@ def build_extension(platforms: list[str]) -> int:
     rc = run([PY, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", wheels, ROOT])
     if rc:
         return rc
+    # Resolve the dependency tree once for Linux (pip evaluates environment markers on the host, so a
+    # resolve for another platform would pull Linux-only CUDA packages), then fetch exactly those
+    # versions for every platform with --no-deps.
+    linux = bdir / "linux-resolve"
+    rc = run([PY, "-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version", "3.11",
+              "--implementation", "cp", *_platform_args("linux-x64"), "-d", linux, *EXT_REQUIREMENTS])
+    if rc:
+        print("error: could not resolve the extension's dependencies", file=sys.stderr)
+        return rc
+    pins = sorted({_pin(w.name) for w in linux.glob("*.whl") if not w.name.startswith("numpy-")})
     for plat in platforms:
-        tags = []
-        for t in PLATFORMS[plat]:
-            tags += ["--platform", t]
-        rc = run([PY, "-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version", "3.11",
-                  "--implementation", "cp", *tags, "-d", wheels, *EXT_REQUIREMENTS])
+        extra = PLATFORM_EXTRAS.get(plat, [])
+        rc = run([PY, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version", "3.11",
+                  "--implementation", "cp", *_platform_args(plat), "-d", wheels, *pins, *extra])
         if rc:
             print(f"error: could not fetch the wheels for {plat}", file=sys.stderr)
             return rc

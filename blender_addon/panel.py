@@ -53,24 +53,21 @@ def draw_settings(layout, context):
                 box.prop_search(row_data, "shape_key", obj.data.shape_keys, "key_blocks")
 
 
-class VIEW3D_PT_a2f(bpy.types.Panel):
+class _FaceFromAudioPanel:
     bl_label = "Face From Audio"
+    bl_region_type = "UI"
+    bl_category = "Face From Audio"
+
+    def draw(self, context):
+        draw_settings(self.layout, context)
+
+
+class VIEW3D_PT_a2f(_FaceFromAudioPanel, bpy.types.Panel):
     bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Face From Audio"
-
-    def draw(self, context):
-        draw_settings(self.layout, context)
 
 
-class SEQUENCER_PT_a2f(bpy.types.Panel):
-    bl_label = "Face From Audio"
+class SEQUENCER_PT_a2f(_FaceFromAudioPanel, bpy.types.Panel):
     bl_space_type = "SEQUENCE_EDITOR"
-    bl_region_type = "UI"
-    bl_category = "Face From Audio"
-
-    def draw(self, context):
-        draw_settings(self.layout, context)
 
 
 classes = (VIEW3D_PT_a2f, SEQUENCER_PT_a2f)

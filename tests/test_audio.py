@@ -105,3 +105,17 @@ def test_audio_info(tmp_path):
     p = tmp_path / "i.wav"
     sf.write(p, np.zeros((22050, 2), np.float32), 22050)
     assert audio_info(p) == (1.0, 22050, 2)
+
+
+def test_truncated_and_header_only_files(tmp_path):
+    full = tmp_path / "full.wav"
+    sf.write(full, tone(2.0), 16000)
+    data = full.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[:30000])          # a download that broke off: use what is there
+    x = load_audio(cut)
+    assert 14000 < len(x) < 15100
+    head = tmp_path / "head.wav"
+    head.write_bytes(data[:40])            # a header and nothing else
+    with pytest.raises(AudioError, match="not a readable audio file"):
+        load_audio(head)

@@ -120,3 +120,31 @@ def test_no_default_model_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(ck, "default_checkpoint_path", lambda: None)
     with pytest.raises(NoModelError, match="no trained model is installed"):
         ck.load_checkpoint(None)
+
+
+def test_shipped_model_is_verified_by_checksum(model, tmp_path, monkeypatch):
+    import a2f_core.model.checkpoint as ck
+
+    weights = tmp_path / "default.pt"
+    save_checkpoint(model, weights)
+    (tmp_path / "default.pt.sha256").write_text(ck.file_sha256(weights) + "  default.pt\n")
+    monkeypatch.setattr(ck, "default_checkpoint_path", lambda: weights)
+    assert ck.load_checkpoint(None).num_parameters() == model.num_parameters()
+    with open(weights, "r+b") as f:  # flip bytes inside the file
+        f.seek(2000)
+        f.write(b"\x00\x01\x02\x03")
+    with pytest.raises(CheckpointError, match="damaged"):
+        ck.load_checkpoint(None)
+
+
+def test_inference_opens_no_network_connection(model, speech, monkeypatch):
+    import socket
+
+    from a2f_core.engine import infer
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a socket was opened during inference")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    assert len(infer(speech[:32000], model, rate=16000)) == 60

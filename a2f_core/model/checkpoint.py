@@ -62,11 +62,17 @@ def load_checkpoint(path: str | os.PathLike | None = None) -> DualStreamModel:
     Raises :class:`NoModelError` when no path is given and no trained model
     is installed, :class:`CheckpointError` for unreadable or incompatible files.
     """
+    shipped = False
     if path is None:
         path = default_checkpoint_path()
         if path is None:
             raise NoModelError("no trained model is installed; pass --checkpoint PATH (a2f_core checkpoint .pt)")
+        shipped = True
     path = Path(path)
+    if shipped:
+        expected = path.with_name(path.name + ".sha256")
+        if expected.is_file() and expected.read_text().split()[0] != file_sha256(path):
+            raise CheckpointError(f"{path}: the shipped model is damaged (checksum mismatch); reinstall a2f_core")
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
