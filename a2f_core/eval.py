@@ -99,12 +99,44 @@ class Clip:
     real_jaw: np.ndarray | None = None
 
 
-def dev_clips(data: Path) -> list[Clip]:
+def aligned_more(data: Path, cache: Path | None) -> list[Clip]:
+    """English clips of ``speech_more/en`` force-aligned with PocketSphinx (clips it cannot align are
+    left out); alignments are cached as JSON in ``cache``."""
+    from .errors import A2FError
+    from .teacher.align import align_english
+
+    clips = []
+    for wav in sorted((data / "speech_more" / "en").glob("*.wav")):
+        txt = wav.with_suffix(".txt")
+        if not txt.exists():
+            continue
+        hit = cache / f"{wav.stem}.json" if cache else None
+        if hit is not None and hit.exists():
+            phones = json.loads(hit.read_text())
+        else:
+            try:
+                phones = [(p.label, p.start, p.end) for p in align_english(load_audio(wav), txt.read_text())]
+            except A2FError:
+                phones = []
+            if hit is not None:
+                hit.parent.mkdir(parents=True, exist_ok=True)
+                hit.write_text(json.dumps(phones))
+        if phones:
+            clips.append(Clip(f"more_{wav.stem}", wav, "en", phones=[tuple(p) for p in phones]))
+    return clips
+
+
+def dev_clips(data: Path, more: bool = True, cache: Path | None = None) -> list[Clip]:
     clips = []
     en = data / "speech_en"
     for p in sorted(en.glob("*.phones.json")):
         wav = en / (p.name[: -len(".phones.json")] + ".wav")
         clips.append(Clip(wav.stem, wav, "en", phones=load_sphinx_phones(p)))
+    if more:
+        try:
+            clips += aligned_more(data, cache)
+        except ImportError:
+            pass
     fg = data / "facegood"
     if fg.exists():
         from .train.facegood import DEV_CLIPS, column_names, to_arkit
@@ -132,7 +164,8 @@ def teacher_curves(clip: Clip, audio: np.ndarray, n: int) -> BlendshapeCurves | 
     return phones_to_curves(phones, n, audio, 16000)
 
 
-def evaluate(data: str | Path, model=None, out: str | Path | None = None, plots: bool = True) -> dict:
+def evaluate(data: str | Path, model=None, out: str | Path | None = None, plots: bool = True,
+             more: bool = True, cache: str | Path | None = None) -> dict:
     from .engine import infer
     from .model import load_checkpoint
     from .plot import plot_curves
@@ -143,7 +176,7 @@ def evaluate(data: str | Path, model=None, out: str | Path | None = None, plots:
     if out:
         out.mkdir(parents=True, exist_ok=True)
     results = {}
-    for clip in dev_clips(data):
+    for clip in dev_clips(data, more, Path(cache) if cache else (out / "align_cache" if out else None)):
         audio = load_audio(clip.wav)
         n = num_frames(len(audio))
         systems = {"model": infer(audio, model, rate=16000), "rms_baseline": rms_baseline(audio, n)}
@@ -160,10 +193,12 @@ def evaluate(data: str | Path, model=None, out: str | Path | None = None, plots:
                 m["aperture_r"] = pearson(aperture(curves.values), clip.real_jaw)
             row[name] = m
         results[clip.name] = {"lang": clip.lang, "seconds": round(len(audio) / 16000, 2), **row}
-        if out and plots:
+        if out and plots and not clip.name.startswith("more_"):
             plot_curves(systems["model"], out / f"{clip.name}.png", phones=clip.phones,
                         title=f"{clip.name} (model)")
     summary = summarise(results)
+    summary["_clips"] = {"english_aligned": sum(1 for c in results.values() if c["lang"] == "en"),
+                         "facegood": sum(1 for k in results if k.startswith("facegood_"))}
     if out:
         (out / "eval.json").write_text(json.dumps({"clips": results, "summary": summary}, indent=1))
     return {"clips": results, "summary": summary}
@@ -191,5 +226,7 @@ def format_table(summary: dict) -> str:
             "max_mouth_step", "jaw_r", "aperture_r")
     lines = ["| system | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for s, m in summary.items():
+        if s.startswith("_"):
+            continue
         lines.append(f"| {s} | " + " | ".join("-" if m.get(k) is None else f"{m[k]:.3f}" for k in keys) + " |")
     return "\n".join(lines)
