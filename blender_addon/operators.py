@@ -77,6 +77,9 @@ class A2F_OT_bake_face(bpy.types.Operator):
 
         if bpy.app.background:  # no timers or events in the background: do it all now
             return self.execute(context)
+        asked = self._ask_before_replacing(context, event)
+        if asked is not None:
+            return asked
         try:
             self._job = prepare(context, options_from_scene(context, self))
         except (BakeInputError, A2FError) as exc:
@@ -104,6 +107,27 @@ class A2F_OT_bake_face(bpy.types.Operator):
         self._thread.start()
         wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
+
+    def _ask_before_replacing(self, context, event):
+        """The shape keys use an action the add-on did not make: ask, and bake only on a yes."""
+        from .bake import resolve_object
+        from .keying import existing_action, is_own_bake
+
+        opts = options_from_scene(context, self)
+        if opts.replace_user_action:
+            return None
+        try:
+            key = resolve_object(context, opts.obj).data.shape_keys
+        except BakeInputError:
+            return None  # prepare() reports it
+        current = existing_action(key)
+        if current is None or is_own_bake(current):
+            return None
+        self.replace = True  # what a confirmed dialog runs with
+        return context.window_manager.invoke_confirm(
+            self, event, title="Replace Existing Action?",
+            message=f"The shape keys use '{current.name}', which this add-on did not make. "
+                    "Assign the bake instead? That action is kept.", confirm_text="Replace")
 
     def _set_progress(self, fraction: float) -> None:
         self._progress = fraction
