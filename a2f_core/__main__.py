@@ -60,9 +60,12 @@ def _intensity(spec: str | None) -> dict:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench
+    from .bench import run_bench, run_hours
 
-    result = run_bench(seconds=args.seconds, checkpoint=args.checkpoint, threads=args.threads, naive=args.naive)
+    if args.hours:
+        result = run_hours(args.hours, checkpoint=args.checkpoint, threads=args.threads)
+    else:
+        result = run_bench(seconds=args.seconds, checkpoint=args.checkpoint, threads=args.threads, naive=args.naive)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -183,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--checkpoint", help="model checkpoint (default: shipped model, else random weights)")
     pb.add_argument("--threads", type=int, help="torch threads (default: torch's own setting)")
     pb.add_argument("--naive", action="store_true", help="also run the per-frame textbook forward and compare")
+    pb.add_argument("--hours", type=float, help="stream this many hours of synthetic speech and report RSS at "
+                                               "10/50/100 %% (memory stays flat)")
     pb.set_defaults(func=_cmd_bench)
 
     pt = sub.add_parser("teach", help="phoneme-timed teacher: synthetic speech -> ARKit curves")

@@ -51,6 +51,47 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def current_rss_mb() -> float:
+    """Resident memory now (Linux /proc; falls back to the peak elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            import os
+
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return peak_rss_mb()
+
+
+def run_hours(hours: float = 1.0, checkpoint: str | None = None, threads: int | None = None) -> dict:
+    """Stream ``hours`` of synthetic speech through the engine in 60 s blocks; RSS at 10, 50, 100 %."""
+    from .engine import StreamingEngine, torch_threads
+    from .errors import NoModelError
+    from .model import DualStreamModel, load_checkpoint
+
+    try:
+        model = load_checkpoint(checkpoint)
+    except NoModelError:
+        torch.manual_seed(0)
+        model = DualStreamModel().eval()
+    total = int(hours * 3600 / 60)
+    marks = {max(1, round(total * f)): f"rss_mb_at_{int(f * 100)}pct" for f in (0.1, 0.5, 1.0)}
+    out: dict = {"audio_hours": hours}
+    frames = 0
+    t0 = time.perf_counter()
+    with torch_threads(threads):
+        engine = StreamingEngine(model)
+        for i in range(1, total + 1):
+            frames += len(engine.push(synthetic_speech(60.0, seed=i)))
+            if i in marks:
+                out[marks[i]] = round(current_rss_mb(), 1)
+        frames += len(engine.flush())
+    wall = time.perf_counter() - t0
+    out.update({"frames": frames, "wall_s": round(wall, 1), "rtf": round(wall / (hours * 3600), 5),
+                "rss_growth_10_to_100_mb": round(out[marks[total]] - out[marks[max(1, round(total * 0.1))]], 1),
+                "peak_rss_mb": round(peak_rss_mb(), 1)})
+    return out
+
+
 def run_bench(seconds: float = 60.0, checkpoint: str | None = None, threads: int | None = None,
               naive: bool = False) -> dict:
     from .engine import infer, infer_naive, torch_threads

@@ -109,3 +109,12 @@ def test_help_for_each_command():
     for args in ((), ("infer",), ("bench",)):
         r = cli(*args, "--help")
         assert r.returncode == 0 and "usage" in r.stdout
+
+
+def test_bench_hours_mode_reports_rss_marks():
+    r = cli("bench", "--hours", "0.017")  # one 60 s block
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    for key in ("rss_mb_at_10pct", "rss_mb_at_50pct", "rss_mb_at_100pct", "rss_growth_10_to_100_mb", "rtf"):
+        assert key in d
+    assert d["frames"] == 1800
