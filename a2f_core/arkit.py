@@ -30,6 +30,13 @@ BROWS = tuple(n for n in ARKIT_NAMES if n.startswith("brow"))
 CHEEKS_NOSE = tuple(n for n in ARKIT_NAMES if n.startswith(("cheekSquint", "nose")))
 
 
+def lip_aperture(values):
+    """ARKit lip aperture per frame: clip(jawOpen - mouthClose, 0, 1) of a (T, 52) array."""
+    import numpy as np
+
+    return np.clip(values[:, INDEX["jawOpen"]] - values[:, INDEX["mouthClose"]], 0.0, 1.0)
+
+
 def normalise_name(name: str) -> str:
     """Key for case/underscore-insensitive matching: ``jaw_open`` == ``JawOpen``."""
     return re.sub(r"[^a-z0-9]", "", name.lower())

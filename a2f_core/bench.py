@@ -62,19 +62,25 @@ def current_rss_mb() -> float:
         return peak_rss_mb()
 
 
-def run_hours(hours: float = 1.0, checkpoint: str | None = None, threads: int | None = None) -> dict:
-    """Stream ``hours`` of synthetic speech through the engine in 60 s blocks; RSS at 10, 50, 100 %."""
-    from .engine import StreamingEngine, torch_threads
+def bench_model(checkpoint: str | None):
+    """(model, label): the checkpoint or shipped model, else random weights (the speed is the same)."""
     from .errors import NoModelError
     from .model import DualStreamModel, load_checkpoint
 
     try:
         model = load_checkpoint(checkpoint)
+        return model, getattr(model, "checkpoint_path", "checkpoint")
     except NoModelError:
         torch.manual_seed(0)
-        model = DualStreamModel().eval()
-    total = int(hours * 3600 / 60)
-    total = max(1, total)
+        return DualStreamModel().eval(), "random-init (no trained model installed; speed is the same)"
+
+
+def run_hours(hours: float = 1.0, checkpoint: str | None = None, threads: int | None = None) -> dict:
+    """Stream ``hours`` of synthetic speech through the engine in 60 s blocks; RSS at 10, 50, 100 %."""
+    from .engine import StreamingEngine, torch_threads
+
+    model, _ = bench_model(checkpoint)
+    total = max(1, int(hours * 3600 / 60))
     marks: dict[int, list[str]] = {}
     for f in (0.1, 0.5, 1.0):
         marks.setdefault(max(1, round(total * f)), []).append(f"rss_mb_at_{int(f * 100)}pct")
@@ -98,16 +104,8 @@ def run_hours(hours: float = 1.0, checkpoint: str | None = None, threads: int | 
 def run_bench(seconds: float = 60.0, checkpoint: str | None = None, threads: int | None = None,
               naive: bool = False) -> dict:
     from .engine import infer, infer_naive, torch_threads
-    from .errors import NoModelError
-    from .model import DualStreamModel, load_checkpoint
 
-    try:
-        model = load_checkpoint(checkpoint)
-        which = getattr(model, "checkpoint_path", "checkpoint")
-    except NoModelError:
-        torch.manual_seed(0)
-        model = DualStreamModel().eval()
-        which = "random-init (no trained model installed; speed is the same)"
+    model, which = bench_model(checkpoint)
     audio = synthetic_speech(seconds)
     with torch_threads(threads):
         infer(synthetic_speech(2.0, seed=1), model, rate=SAMPLE_RATE)  # warm-up: imports, openSMILE start

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -271,6 +271,7 @@ def infer(audio: AudioSource, model: DualStreamModel | str | None = None, rate: 
 
         bar = tqdm(total=round(duration or 0, 1), unit="s", desc="infer", leave=False)
     frames = []
+    kept = [] if expression is not None else None  # the decoded clip, for the expression layer's prosody
     done = 0
     with torch_threads(threads):
         engine = StreamingEngine(model)
@@ -278,6 +279,8 @@ def infer(audio: AudioSource, model: DualStreamModel | str | None = None, rate: 
             if cancel is not None and cancel():
                 raise InterruptedError("cancelled")
             frames.append(engine.push(block))
+            if kept is not None:
+                kept.append(block)
             done += len(block)
             if bar is not None:
                 bar.n = round(done / SAMPLE_RATE, 1)
@@ -290,11 +293,10 @@ def infer(audio: AudioSource, model: DualStreamModel | str | None = None, rate: 
     if bar is not None:
         bar.close()
     curves = BlendshapeCurves(np.concatenate(frames), fps=30.0, names=ARKIT_NAMES)
-    if expression is not None:
-        from .audio import load_audio
+    if kept is not None:
         from .expression import apply_expression
 
-        curves = apply_expression(curves, load_audio(audio, rate), expression)
+        curves = apply_expression(curves, np.concatenate(kept), expression)
     return curves if fps == 30 else curves.resample(fps)
 
 

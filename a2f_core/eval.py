@@ -15,27 +15,23 @@ from pathlib import Path
 
 import numpy as np
 
-from .arkit import INDEX, MOUTH
+from .arkit import INDEX, MOUTH, lip_aperture
 from .audio import load_audio
 from .curves import BlendshapeCurves
-from .features.mel import frame_center, num_frames
+from .features.mel import frame_center, frame_windows, num_frames
 
 BILABIAL = {"P", "B", "M"}
 OPEN_VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY"}
 ROUNDED = {"UW", "OW", "UH", "AO"}
 SPREAD = {"IY", "IH", "EY"}
 PAUSES = {"SIL", "SP", "<SIL>", "+NSN+", "+SPN+"}
-
-
-def aperture(values: np.ndarray) -> np.ndarray:
-    return np.clip(values[:, INDEX["jawOpen"]] - values[:, INDEX["mouthClose"]], 0.0, 1.0)
+MEASURES = ("closure_rate", "open_vowel_aperture", "open_to_bilabial", "rounding_ratio", "rest_in_silence",
+            "max_mouth_step", "jaw_r", "aperture_r")
 
 
 def rms_baseline(audio: np.ndarray, n_frames: int) -> BlendshapeCurves:
     """jawOpen = the loudness envelope (RMS over 64 ms at each frame), scaled to its 95th percentile."""
-    c = frame_center(np.arange(n_frames))
-    idx = c[:, None] + np.arange(-512, 512)[None]
-    frames = np.where((idx >= 0) & (idx < len(audio)), audio[np.clip(idx, 0, len(audio) - 1)], 0.0)
+    frames = frame_windows(audio, frame_center(np.arange(n_frames)), 512)
     rms = np.sqrt((frames.astype(np.float64) ** 2).mean(1))
     top = np.percentile(rms, 95) + 1e-9
     vals = np.zeros((n_frames, 52), np.float32)
@@ -52,18 +48,18 @@ def _frames(seg, n, pad=1):
 def phone_measures(values: np.ndarray, phones: list[tuple[str, float, float]]) -> dict:
     """Closure rate, open/bilabial ratio, rounding ratio, rest in silence, biggest frame step."""
     n = len(values)
-    ap = aperture(values)
+    ap = lip_aperture(values)
     rnd = values[:, INDEX["mouthFunnel"]] + values[:, INDEX["mouthPucker"]]
-    base = [p[0].upper().rstrip("012") for p in phones]
-    bil = [p for p, b in zip(phones, base) if b in BILABIAL]
-    closed = [ap[f].min() <= 0.10 for f in (_frames(p, n) for p in bil) if len(f)]
-    open_ap = [ap[_frames(p, n, 0)].mean() for p, b in zip(phones, base) if b in OPEN_VOWELS
-               if len(_frames(p, n, 0))]
-    bil_ap = [ap[_frames(p, n, 0)].mean() for p in bil if len(_frames(p, n, 0))]
-    r_round = [rnd[_frames(p, n, 0)].mean() for p, b in zip(phones, base) if b in ROUNDED if len(_frames(p, n, 0))]
-    r_spread = [rnd[_frames(p, n, 0)].mean() for p, b in zip(phones, base) if b in SPREAD if len(_frames(p, n, 0))]
-    rest = np.concatenate([ap[_frames(p, n, 0)] for p, b in zip(phones, base)
-                           if b in PAUSES and p[2] - p[1] >= 0.3] or [np.zeros(0)])
+    # (phone without stress digit, its frames, its frames +-1 frame, duration), frames computed once
+    segs = [(p[0].upper().rstrip("012"), _frames(p, n, 0), _frames(p, n), p[2] - p[1]) for p in phones]
+
+    def means(curve, group):
+        return [curve[f].mean() for b, f, _, _ in segs if b in group and len(f)]
+
+    closed = [ap[fp].min() <= 0.10 for b, _, fp, _ in segs if b in BILABIAL and len(fp)]
+    open_ap, bil_ap = means(ap, OPEN_VOWELS), means(ap, BILABIAL)
+    r_round, r_spread = means(rnd, ROUNDED), means(rnd, SPREAD)
+    rest = np.concatenate([ap[f] for b, f, _, dur in segs if b in PAUSES and dur >= 0.3] or [np.zeros(0)])
     mouth = [INDEX[m] for m in MOUTH]
     return {
         "bilabials": len(closed),
@@ -82,12 +78,6 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     if a.std() < 1e-9 or b.std() < 1e-9:
         return 0.0
     return float(np.corrcoef(a, b)[0, 1])
-
-
-def load_sphinx_phones(path: Path) -> list[tuple[str, float, float]]:
-    from .demo import load_phones
-
-    return load_phones(path)
 
 
 @dataclass
@@ -127,11 +117,13 @@ def aligned_more(data: Path, cache: Path | None) -> list[Clip]:
 
 
 def dev_clips(data: Path, more: bool = True, cache: Path | None = None) -> list[Clip]:
+    from .demo import load_phones
+
     clips = []
     en = data / "speech_en"
     for p in sorted(en.glob("*.phones.json")):
         wav = en / (p.name[: -len(".phones.json")] + ".wav")
-        clips.append(Clip(wav.stem, wav, "en", phones=load_sphinx_phones(p)))
+        clips.append(Clip(wav.stem, wav, "en", phones=load_phones(p)))
     if more:
         try:
             clips += aligned_more(data, cache)
@@ -190,7 +182,7 @@ def evaluate(data: str | Path, model=None, out: str | Path | None = None, plots:
                 m.update(phone_measures(curves.values, clip.phones))
             if clip.real_jaw is not None:
                 m["jaw_r"] = pearson(curves.values[:, INDEX["jawOpen"]], clip.real_jaw)
-                m["aperture_r"] = pearson(aperture(curves.values), clip.real_jaw)
+                m["aperture_r"] = pearson(lip_aperture(curves.values), clip.real_jaw)
             row[name] = m
         results[clip.name] = {"lang": clip.lang, "seconds": round(len(audio) / 16000, 2), **row}
         if out and plots and not clip.name.startswith("more_"):
@@ -205,13 +197,11 @@ def evaluate(data: str | Path, model=None, out: str | Path | None = None, plots:
 
 
 def summarise(results: dict) -> dict:
-    keys = ("closure_rate", "open_vowel_aperture", "open_to_bilabial", "rounding_ratio", "rest_in_silence",
-            "max_mouth_step", "jaw_r", "aperture_r")
     summary: dict = {}
     systems = sorted({s for r in results.values() for s in r if isinstance(r[s], dict)})
     for s in systems:
         summary[s] = {}
-        for k in keys:
+        for k in MEASURES:
             vals = [r[s][k] for r in results.values() if s in r and r[s].get(k) is not None]
             if k == "closure_rate":  # pooled over all bilabials
                 n = [r[s]["bilabials"] for r in results.values() if s in r and r[s].get(k) is not None]
@@ -222,11 +212,9 @@ def summarise(results: dict) -> dict:
 
 
 def format_table(summary: dict) -> str:
-    keys = ("closure_rate", "open_vowel_aperture", "open_to_bilabial", "rounding_ratio", "rest_in_silence",
-            "max_mouth_step", "jaw_r", "aperture_r")
-    lines = ["| system | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    lines = ["| system | " + " | ".join(MEASURES) + " |", "|---" * (len(MEASURES) + 1) + "|"]
     for s, m in summary.items():
         if s.startswith("_"):
             continue
-        lines.append(f"| {s} | " + " | ".join("-" if m.get(k) is None else f"{m[k]:.3f}" for k in keys) + " |")
+        lines.append(f"| {s} | " + " | ".join("-" if m.get(k) is None else f"{m[k]:.3f}" for k in MEASURES) + " |")
     return "\n".join(lines)

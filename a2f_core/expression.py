@@ -20,7 +20,7 @@ import numpy as np
 
 from .arkit import BROWS, CHEEKS_NOSE, EYES, INDEX, MOUTH
 from .curves import BlendshapeCurves
-from .features.mel import frame_center
+from .features.mel import frame_center, frame_windows
 
 EMOTIONS: dict[str, dict[str, float]] = {
     "neutral": {},
@@ -52,17 +52,13 @@ class ExpressionConfig:
 
 
 def _frame_rms_db(audio: np.ndarray, n: int) -> np.ndarray:
-    c = frame_center(np.arange(n))
-    idx = c[:, None] + np.arange(-400, 400)[None]
-    fr = np.where((idx >= 0) & (idx < len(audio)), audio[np.clip(idx, 0, max(len(audio) - 1, 0))], 0.0)
+    fr = frame_windows(audio, frame_center(np.arange(n)), 400)
     return 10 * np.log10((fr.astype(np.float64) ** 2).mean(1) + 1e-10)
 
 
 def _frame_pitch(audio: np.ndarray, n: int) -> np.ndarray:
     """Rough F0 (Hz) per frame by normalised autocorrelation; NaN where unvoiced."""
-    c = frame_center(np.arange(n))
-    idx = c[:, None] + np.arange(-512, 512)[None]
-    fr = np.where((idx >= 0) & (idx < len(audio)), audio[np.clip(idx, 0, max(len(audio) - 1, 0))], 0.0)
+    fr = frame_windows(audio, frame_center(np.arange(n)), 512)
     fr = fr - fr.mean(1, keepdims=True)
     spec = np.fft.rfft(fr * np.hanning(1024), n=2048, axis=1)
     ac = np.fft.irfft(np.abs(spec) ** 2, axis=1)[:, :400]
@@ -169,7 +165,7 @@ def apply_expression(curves: BlendshapeCurves, audio: np.ndarray, cfg: Expressio
     if cfg.emotion not in EMOTIONS:
         raise ValueError(f"unknown emotion {cfg.emotion!r}; use one of {', '.join(EMOTIONS)}")
     v = curves.values.astype(np.float64).copy()
-    n, fps = len(v), curves.fps
+    fps = curves.fps
     # the emotion offset is the user's explicit choice: it applies with or without the procedural layer
     for name, value in EMOTIONS[cfg.emotion].items():
         v[:, INDEX[name]] += cfg.emotion_strength * value

@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-import numpy as np
-
+from .arkit import lip_aperture
 from .curves import BlendshapeCurves
 
 DEFAULT_CHANNELS = ("jawOpen", "mouthClose", "mouthFunnel", "eyeBlinkLeft")
@@ -25,8 +24,7 @@ def plot_curves(curves: BlendshapeCurves, path: str | os.PathLike, channels: Seq
     for name in channels:
         ax.plot(t, curves.channel(name), label=name, lw=1.4)
     if "jawOpen" in curves.names and "mouthClose" in curves.names:
-        aperture = np.clip(curves.channel("jawOpen") - curves.channel("mouthClose"), 0, 1)
-        ax.plot(t, aperture, "k--", lw=1.0, label="aperture (jawOpen - mouthClose)")
+        ax.plot(t, lip_aperture(curves.values), "k--", lw=1.0, label="aperture (jawOpen - mouthClose)")
     ax.set_ylim(-0.25 if phones else 0, 1.02)
     ax.set_xlim(0, max(curves.duration, 1e-3))
     ax.set_xlabel("time (s)")

@@ -57,6 +57,12 @@ def user_mapping(obj) -> dict[str, list[str]]:
     return table
 
 
+def face_mapping(obj, preset: str) -> tuple[dict[str, list[str]], list[str]]:
+    """The mesh's ARKit mapping: its own table first, then the preset and loose matching."""
+    names = [kb.name for kb in obj.data.shape_keys.key_blocks]
+    return build_mapping(names, preset, user_mapping(obj))
+
+
 def resolve_object(context, name: str | None):
     import bpy
 
@@ -80,8 +86,7 @@ def prepare(context, opts: BakeOptions) -> BakeJob:
     scene = context.scene
     obj = resolve_object(context, opts.obj)
     strip = find_strip(scene, opts.strip)
-    names = [kb.name for kb in obj.data.shape_keys.key_blocks]
-    mapping, missing = build_mapping(names, opts.preset, user_mapping(obj))
+    mapping, missing = face_mapping(obj, opts.preset)
     if not mapping:
         raise BakeInputError(f"mesh '{obj.name}' has none of the 52 ARKit shape keys "
                              "(check the mapping preset or fill the mapping table)")

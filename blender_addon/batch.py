@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .bake import BakeJob, compute, resolve_object, user_mapping
+from .bake import BakeJob, compute, face_mapping, resolve_object
 from .keying import write_action
-from .mapping import build_mapping
 from .strips import BakeInputError, StripAudio, scene_fps
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff"}
@@ -23,7 +22,7 @@ def bake_folder(context, folder: str, opts, model) -> list[str]:
         raise BakeInputError(f"{folder}: no audio files (wav, flac, ogg, mp3) in this folder")
     obj = resolve_object(context, opts.obj)
     key = obj.data.shape_keys
-    mapping, missing = build_mapping([kb.name for kb in key.key_blocks], opts.preset, user_mapping(obj))
+    mapping, missing = face_mapping(obj, opts.preset)
     fps = scene_fps(context.scene)
     start = context.scene.frame_start
     names = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from a2f_core.arkit import ARKIT_NAMES, BROWS, EYES, INDEX, MOUTH
+from a2f_core.arkit import BROWS, EYES, INDEX, MOUTH
 
 BAKE_TAG = "a2f_bake"          # custom property marking actions this add-on made
 GROUPS = {**{n: "A2F Mouth" for n in MOUTH}, **{n: "A2F Eyes" for n in EYES}, **{n: "A2F Brows" for n in BROWS}}

@@ -12,7 +12,7 @@ import addon_utils  # noqa: E402  (Blender's own module, importable once bpy is)
 
 from a2f_core.arkit import ARKIT_NAMES  # noqa: E402
 from a2f_core.demo import example_path  # noqa: E402
-from blender_addon.bake import BakeOptions, apply, compute, prepare  # noqa: E402
+from blender_addon.bake import BakeOptions, compute, prepare  # noqa: E402
 from blender_addon.strips import BakeInputError  # noqa: E402
 
 ADDON = "blender_addon"

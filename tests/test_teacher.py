@@ -11,7 +11,7 @@ espeak = pytest.importorskip("a2f_core.teacher.espeak")
 if not espeak.espeak_available():
     pytest.skip("espeak-ng is not installed (python build.py setup installs it)", allow_module_level=True)
 
-from a2f_core.teacher.dataset import build_dataset, synth_utterance  # noqa: E402
+from a2f_core.teacher.dataset import synth_utterance  # noqa: E402
 from a2f_core.teacher.texts import sentence  # noqa: E402
 
 SENTENCES = {"en": ["Bob bought a map.", "Maybe my mom bumped the pump, please be calm.",

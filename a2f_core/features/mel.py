@@ -38,6 +38,18 @@ def frame_center(s: np.ndarray | int, cfg: MelConfig = MelConfig()) -> np.ndarra
     return num // (2 * cfg.fps)
 
 
+def frame_windows(buffer: np.ndarray, centres: np.ndarray, half: int, buffer_start: int = 0) -> np.ndarray:
+    """(len(centres), 2*half) samples ``centre-half .. centre+half-1`` around each absolute centre sample.
+
+    ``buffer`` holds samples from absolute index ``buffer_start``; anything outside it is silence.
+    """
+    idx = np.asarray(centres, dtype=np.int64)[:, None] - buffer_start + np.arange(-half, half)[None, :]
+    if len(buffer) == 0:
+        return np.zeros(idx.shape, np.float32)
+    valid = (idx >= 0) & (idx < len(buffer))
+    return np.where(valid, buffer[np.clip(idx, 0, len(buffer) - 1)], 0.0)
+
+
 def _hz_to_mel(f):
     return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
 
@@ -76,13 +88,9 @@ def log_mel(buffer: np.ndarray, buffer_start: int, s0: int, s1: int, cfg: MelCon
     fb = mel_filterbank(cfg).T
     win = _window(cfg.n_fft)
     half = cfg.n_fft // 2
-    padded_len = len(buffer)
     for i in range(0, n, block):
         s = np.arange(s0 + i, min(s1, s0 + i + block))
-        starts = frame_center(s, cfg) - half - buffer_start
-        idx = starts[:, None] + np.arange(cfg.n_fft)[None, :]
-        valid = (idx >= 0) & (idx < padded_len)
-        frames = np.where(valid, buffer[np.clip(idx, 0, max(padded_len - 1, 0))] if padded_len else 0.0, 0.0)
+        frames = frame_windows(buffer, frame_center(s, cfg), half, buffer_start)
         spec = np.fft.rfft(frames.astype(np.float32) * win, axis=1)
         power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
         out[i:i + len(s)] = np.log(power @ fb + LOG_FLOOR)

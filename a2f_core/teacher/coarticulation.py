@@ -22,7 +22,7 @@ from importlib import resources
 
 import numpy as np
 
-from ..arkit import ARKIT_NAMES, INDEX
+from ..arkit import ARKIT_NAMES, INDEX, lip_aperture
 from ..curves import BlendshapeCurves
 from .inventory import CLASSES, VOWELS, Phone
 
@@ -118,4 +118,4 @@ def phones_to_curves(phones: list[Phone], n_frames: int, audio: np.ndarray | Non
 
 def aperture(curves: BlendshapeCurves) -> np.ndarray:
     """Lip aperture = clip(jawOpen - mouthClose, 0, 1) (ARKit semantics)."""
-    return np.clip(curves.channel("jawOpen") - curves.channel("mouthClose"), 0.0, 1.0)
+    return lip_aperture(curves.values)

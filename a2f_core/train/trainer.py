@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..arkit import ARKIT_NAMES, BROWS, CHEEKS_NOSE, EYES, INDEX, MOUTH
+from ..arkit import BROWS, CHEEKS_NOSE, EYES, INDEX, MOUTH
 from ..features.emotion import align_to_frames
 from ..model import DualStreamModel, ModelConfig, save_checkpoint
 from .data import CachedFeatures, TrainItem, features_for
