@@ -106,7 +106,7 @@ def _cmd_teach_build(args: argparse.Namespace) -> int:
         raise OutputError(f"{out}: already holds a data set; pass --overwrite to replace it")
     langs = tuple(x.strip() for x in args.langs.split(",") if x.strip())
     summary = build_dataset(out, args.hours, langs, seed=args.seed, augment_prob=args.augment,
-                            progress=not args.quiet)
+                            progress=not args.quiet, jobs=args.jobs)
     print(json.dumps(summary))
     return 0
 
@@ -133,7 +133,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                          if getattr(args, f.name, None) is not None})
     init = load_checkpoint(args.init) if args.init else None
     trainer = SequentialTrainer(items, args.out, cfg, ModelConfig(), cache_dir=args.cache, init=init,
-                                progress=not args.quiet)
+                                progress=not args.quiet, jobs=args.jobs)
     last = Path(args.out) / "last.pt"
     if args.resume and last.exists():
         trainer.resume(last)
@@ -206,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     pbd.add_argument("--langs", default="en,ja,zh")
     pbd.add_argument("--seed", type=int, default=0)
     pbd.add_argument("--augment", type=float, default=0.7, help="share of clips augmented (default 0.7)")
+    pbd.add_argument("--jobs", type=int, default=1,
+                     help="worker processes (default 1; the data set is deterministic per seed and jobs)")
     pbd.add_argument("--overwrite", action="store_true")
     pbd.add_argument("-q", "--quiet", action="store_true")
     pbd.set_defaults(func=_cmd_teach_build)
@@ -235,6 +237,14 @@ def build_parser() -> argparse.ArgumentParser:
     ptr.add_argument("--stretch", type=int)
     ptr.add_argument("--lr", type=float)
     ptr.add_argument("--seed", type=int)
+    ptr.add_argument("--warmup", type=int)
+    ptr.add_argument("--log-every", type=int)
+    ptr.add_argument("--checkpoint-every", type=int)
+    for w in ("mse", "l1", "mouth", "expr", "velocity", "smooth"):
+        ptr.add_argument(f"--w-{w}", type=float, help=f"loss weight of the {w} term")
+    ptr.add_argument("--device", help="cpu (default), cuda, cuda:N or auto")
+    ptr.add_argument("--amp", action="store_true", default=None, help="bfloat16 autocast for the decoder")
+    ptr.add_argument("--jobs", type=int, default=1, help="worker processes for feature extraction (default 1)")
     ptr.add_argument("-q", "--quiet", action="store_true")
     ptr.set_defaults(func=_cmd_train)
     return p

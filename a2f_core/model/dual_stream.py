@@ -210,7 +210,7 @@ class DualStreamModel(nn.Module):
         """(M, L) kernels -> (M, n_out+L-1, n_out) with [s, t] = kernel[s - t] inside the band."""
         M, L = kernel.shape
         S = n_out + L - 1
-        j = torch.arange(S)[:, None] - torch.arange(n_out)[None, :]
+        j = torch.arange(S, device=kernel.device)[:, None] - torch.arange(n_out, device=kernel.device)[None, :]
         inside = (j >= 0) & (j < L)
         g = kernel[:, j.clamp(0, L - 1)]
         return torch.where(inside[None], g, torch.zeros((), dtype=kernel.dtype))
@@ -219,22 +219,31 @@ class DualStreamModel(nn.Module):
                          toeplitz: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Raw blendshapes for every window of a sequence, without building the windows.
 
-        mel: (S, 80) and emotion: (S, 88) normalised frames; returns
-        (S - context + 1, 52): row t is :meth:`forward` of the window
-        ``mel[t : t + context]``. Exact up to float rounding; chunks whose
-        softmax sums fall below float32 range are redone in float64.
+        mel: (S, 80) and emotion: (S, 88) normalised frames, or a batch of
+        equally long sequences (N, S, 80) / (N, S, 88); returns
+        (S - context + 1, 52) (or (N, S - context + 1, 52)): row t is
+        :meth:`forward` of the window ``mel[t : t + context]``. Exact up to
+        float rounding; chunks whose softmax sums fall below float32 range are
+        redone in float64.
         """
         c = self.cfg
-        S = mel.shape[0]
+        single = mel.dim() == 2
+        if single:
+            mel, emotion = mel[None], emotion[None]
+        N, S = mel.shape[:2]
         T = S - c.context + 1
         if T <= 0:
-            return mel.new_zeros((0, c.n_blendshapes))
-        terms = terms or self.stream_terms()
-        out = self._sequence_sums(mel, emotion, terms, toeplitz, torch.float32)
-        if out is None:
-            out = self._sequence_sums(mel.double(), emotion.double(), terms, None, torch.float64)
-        m, u_bar = out
-        return self._combine(m.float(), u_bar.float(), terms)
+            out = mel.new_zeros((N, 0, c.n_blendshapes))
+            return out[0] if single else out
+        if terms is None:
+            with torch.autocast(device_type=mel.device.type, enabled=False):
+                terms = self.stream_terms()
+        sums = self._sequence_sums(mel, emotion, terms, toeplitz, torch.float32)
+        if sums is None:
+            sums = self._sequence_sums(mel.double(), emotion.double(), terms, None, torch.float64)
+        m, u_bar = sums
+        out = self._combine(m.float().flatten(0, 1), u_bar.float().flatten(0, 1), terms).reshape(N, T, -1)
+        return out[0] if single else out
 
     def sequence_kernels(self, n_out: int, terms: dict, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
         I, H, L = self.cfg.n_blendshapes, self.cfg.n_heads, self.cfg.context
@@ -245,31 +254,41 @@ class DualStreamModel(nn.Module):
         return self._toeplitz(gm, n_out), self._toeplitz(ge, n_out)
 
     def _sequence_sums(self, mel, emotion, terms, toeplitz, dtype):
+        """Attended means for (N, S, .) batches: m (N,T,I,B,H), u_bar (N,T,I,H,F); None on float32 underflow.
+
+        The Toeplitz kernels depend on the window position only, so all
+        sequences of a batch share them: their rows are stacked into one bmm.
+        """
+        with torch.autocast(device_type=mel.device.type, enabled=False):   # sums of exponentials: never bf16
+            return self._sequence_sums_fp(mel, emotion, terms, toeplitz, dtype)
+
+    def _sequence_sums_fp(self, mel, emotion, terms, toeplitz, dtype):
         c = self.cfg
         I, H, B, F_ = c.n_blendshapes, c.n_heads, c.n_mels, c.n_emotion
-        S = mel.shape[0]
+        N, S = mel.shape[:2]
         T = S - c.context + 1
         if toeplitz is None or toeplitz[0].shape[-1] != T or toeplitz[0].dtype != dtype:
             toeplitz = self.sequence_kernels(T, terms, dtype)
         gm, ge = toeplitz
-        mel = mel.to(dtype)
+        xm = mel.to(dtype).transpose(1, 2)                                      # (N,B,S)
         emotion = emotion.to(dtype)
         alpha = terms["mel_alpha"].to(dtype).permute(0, 2, 1)                 # (I,H,B)
-        ax = alpha[..., None] * mel.T[None, None]                              # (I,H,B,S)
+        ax = alpha[:, :, None, :, None] * xm[None, None]                       # (I,H,N,B,S)
         e = torch.exp(ax - ax.amax(dim=-1, keepdim=True))
-        rows = torch.cat([e, e * mel.T[None, None]], dim=2).reshape(I * H, 2 * B, S)
-        sums = torch.bmm(rows, gm).reshape(I, H, 2, B, T)
-        den, num = sums[:, :, 0], sums[:, :, 1]
-        se = torch.einsum("sf,ihf->ihs", emotion, terms["emo_a"].to(dtype))    # (I,H,S)
+        rows = torch.stack([e, e * xm[None, None]], dim=2).reshape(I * H, 2 * N * B, S)
+        sums = torch.bmm(rows, gm).reshape(I, H, 2, N, B, T)
+        den, num = sums[:, :, 0], sums[:, :, 1]                                # (I,H,N,B,T)
+        se = torch.einsum("nsf,ihf->ihns", emotion, terms["emo_a"].to(dtype))  # (I,H,N,S)
         ee = torch.exp(se - se.amax(dim=-1, keepdim=True))
-        rows_e = torch.cat([ee[:, :, None, :], ee[:, :, None, :] * emotion.T[None, None]], dim=2)
-        sums_e = torch.bmm(rows_e.reshape(I * H, 1 + F_, S), ge).reshape(I, H, 1 + F_, T)
-        den_e, num_e = sums_e[:, :, :1], sums_e[:, :, 1:]
+        et = emotion.transpose(1, 2)                                           # (N,F,S)
+        rows_e = torch.cat([ee[:, :, :, None, :], ee[:, :, :, None, :] * et[None, None]], dim=3)
+        sums_e = torch.bmm(rows_e.reshape(I * H, N * (1 + F_), S), ge).reshape(I, H, N, 1 + F_, T)
+        den_e, num_e = sums_e[:, :, :, :1], sums_e[:, :, :, 1:]
         tiny = 1e-30 if dtype == torch.float32 else 1e-300
         if dtype == torch.float32 and (den.min() < tiny or den_e.min() < tiny):
             return None
-        m = (num / den).permute(3, 0, 2, 1)                                    # (T,I,B,H)
-        u_bar = (num_e / den_e).permute(3, 0, 1, 2)                            # (T,I,H,F)
+        m = (num / den).permute(2, 4, 0, 3, 1)                                 # (N,T,I,B,H)
+        u_bar = (num_e / den_e).permute(2, 4, 0, 1, 3)                         # (N,T,I,H,F)
         return m, u_bar
 
     # --------------------------------------------------------- smoothing
@@ -289,6 +308,23 @@ class DualStreamModel(nn.Module):
             out = a * raw + (1 - a) * self.prev_blendshapes
         self.prev_blendshapes = out.detach()
         return out
+
+    def smooth_sequence(self, raw: torch.Tensor) -> torch.Tensor:
+        """The smoothing recurrence over a whole (T, 52) or (N, T, 52) stretch, from a fresh state.
+
+        Closed form ``y_t = (1-a)^t raw_0 + sum_{1<=k<=t} a (1-a)^(t-k) raw_k``
+        as one matrix product per channel (differentiable; used in training).
+        """
+        a = self.smoothing_alpha()                                             # (I,)
+        T = raw.shape[-2]
+        t = torch.arange(T, device=raw.device, dtype=raw.dtype)
+        lag = t[:, None] - t[None, :]                                          # (T,T)
+        causal = lag >= 0
+        a = a.to(raw.dtype)
+        decay = torch.exp(lag.clamp(min=0)[None] * torch.log1p(-a)[:, None, None])       # (I,T,T)
+        scale = torch.cat([torch.ones_like(a)[:, None], a[:, None].expand(-1, T - 1)], dim=1)  # (I,T): k=0 -> 1
+        w = torch.where(causal[None], decay, torch.zeros((), dtype=raw.dtype, device=raw.device)) * scale[:, None, :]
+        return torch.einsum("itk,...ki->...ti", w, raw)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -58,47 +58,97 @@ def synth_utterance(synth: EspeakSynth, lang: str, rng: np.random.Generator, voi
     return audio, phones, meta
 
 
-def build_dataset(outdir: str | os.PathLike, hours: float, langs: tuple[str, ...] = ("en", "ja", "zh"),
-                  seed: int = 0, augment_prob: float = 0.7, progress: bool = True) -> dict:
-    """Write ``hours`` of pairs into ``outdir`` (wav/, curves/, manifest.jsonl); returns a summary."""
+def _make_item(out: Path, synth: EspeakSynth, i: int, lang: str, seed: int, augment_prob: float) -> dict:
+    """Utterance ``i``: its audio, teacher curves and manifest record (a function of seed and i)."""
     import soundfile as sf
 
+    rng = np.random.default_rng([seed, i])
+    audio, phones, meta = synth_utterance(synth, lang, rng)
+    curves = phones_to_curves(phones, num_frames(len(audio)), audio, SAMPLE_RATE)
+    audio_aug, aug = augment(audio, rng, augment_prob)
+    uid = f"{lang}_{seed}_{i:06d}"
+    sf.write(out / "wav" / f"{uid}.wav", audio_aug, SAMPLE_RATE, subtype="PCM_16")
+    np.savez_compressed(out / "curves" / f"{uid}.npz", values=curves.values, fps=np.float64(curves.fps))
+    dur = len(audio) / SAMPLE_RATE
+    return {"id": uid, "audio": f"wav/{uid}.wav", "curves": f"curves/{uid}.npz", "lang": lang,
+            "source": "espeak-ng", "duration": round(dur, 3), "augment": aug, **meta,
+            "phones": [p.to_dict() for p in phones]}
+
+
+def _build_part(args) -> list[tuple[int, dict]]:
+    """Worker ``part`` of ``parts``: utterances part, part+parts, ... until it holds target/parts seconds."""
+    out, target, langs, seed, augment_prob, part, parts, queue = args
+    synth = EspeakSynth()
+    recs, total, i = [], 0.0, part
+    while total < target / parts:
+        rec = _make_item(out, synth, i, langs[i % len(langs)], seed, augment_prob)
+        recs.append((i, rec))
+        total += rec["duration"]
+        if queue is not None:
+            queue.put(rec["duration"])
+        i += parts
+    return recs
+
+
+def build_dataset(outdir: str | os.PathLike, hours: float, langs: tuple[str, ...] = ("en", "ja", "zh"),
+                  seed: int = 0, augment_prob: float = 0.7, progress: bool = True, jobs: int = 1) -> dict:
+    """Write ``hours`` of pairs into ``outdir`` (wav/, curves/, manifest.jsonl); returns a summary.
+
+    Deterministic for a given (seed, jobs): utterance i always comes from the same random stream, but
+    espeak-ng keeps a little state between the utterances one process speaks, so the split over worker
+    processes shows in the audio (not in the text, voice or prosody settings).
+    """
     out = Path(outdir)
     (out / "wav").mkdir(parents=True, exist_ok=True)
     (out / "curves").mkdir(parents=True, exist_ok=True)
-    synth = EspeakSynth()
     target = hours * 3600.0
-    total, i = 0.0, 0
-    per_lang = {lang: 0.0 for lang in langs}
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=round(target), unit="s", desc="teach build")
+    if jobs <= 1:
+        class _Bar:                # _build_part reports each utterance's seconds through .put
+            @staticmethod
+            def put(d):
+                bar.update(round(d))
+
+        recs = _build_part((out, target, langs, seed, augment_prob, 0, 1, _Bar if bar is not None else None))
+    else:
+        import multiprocessing as mp
+        import threading
+
+        ctx = mp.get_context("spawn")
+        with ctx.Manager() as manager, ctx.Pool(jobs) as pool:
+            q = manager.Queue()
+            res = pool.map_async(_build_part, [(out, target, langs, seed, augment_prob, w, jobs, q)
+                                               for w in range(jobs)])
+
+            def drain():
+                while True:
+                    d = q.get()
+                    if d is None:
+                        return
+                    if bar is not None:
+                        bar.update(round(d))
+
+            th = threading.Thread(target=drain, daemon=True)
+            th.start()
+            parts = res.get()
+            q.put(None)
+            th.join()
+        recs = [r for part in parts for r in part]
+    recs.sort(key=lambda r: r[0])
     manifest = out / "manifest.jsonl"
     tmp = manifest.with_suffix(".jsonl.tmp")
+    per_lang = {lang: 0.0 for lang in langs}
     with open(tmp, "w", encoding="utf-8") as mf:
-        while total < target:
-            rng = np.random.default_rng([seed, i])
-            lang = langs[i % len(langs)]
-            audio, phones, meta = synth_utterance(synth, lang, rng)
-            curves = phones_to_curves(phones, num_frames(len(audio)), audio, SAMPLE_RATE)
-            audio_aug, aug = augment(audio, rng, augment_prob)
-            uid = f"{lang}_{seed}_{i:06d}"
-            sf.write(out / "wav" / f"{uid}.wav", audio_aug, SAMPLE_RATE, subtype="PCM_16")
-            np.savez_compressed(out / "curves" / f"{uid}.npz", values=curves.values, fps=np.float64(curves.fps))
-            dur = len(audio) / SAMPLE_RATE
-            rec = {"id": uid, "audio": f"wav/{uid}.wav", "curves": f"curves/{uid}.npz", "lang": lang,
-                   "source": "espeak-ng", "duration": round(dur, 3), "augment": aug, **meta,
-                   "phones": [p.to_dict() for p in phones]}
+        for _, rec in recs:
             mf.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            total += dur
-            per_lang[lang] += dur
-            i += 1
-            if bar is not None:
-                bar.update(round(dur))
+            per_lang[rec["lang"]] += rec["duration"]
     os.replace(tmp, manifest)
     if bar is not None:
         bar.close()
-    return {"items": i, "seconds": round(total, 1), "per_language_s": {k: round(v, 1) for k, v in per_lang.items()},
-            "manifest": str(manifest)}
+    total = sum(per_lang.values())
+    return {"items": len(recs), "seconds": round(total, 1),
+            "per_language_s": {k: round(v, 1) for k, v in per_lang.items()}, "manifest": str(manifest)}

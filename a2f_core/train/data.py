@@ -66,6 +66,33 @@ def features_for(path: str, cfg: ModelConfig, cache_dir: str | os.PathLike | Non
     return feats
 
 
+def _features_job(args) -> None:
+    features_for(*args)
+
+
+def fill_cache(paths: list[str], cfg: ModelConfig, cache_dir: str | os.PathLike | None, jobs: int = 1,
+               progress: bool = True) -> list[CachedFeatures]:
+    """Features of every file, computing the missing ones in ``jobs`` worker processes first."""
+    todo = [p for p in paths if cache_dir is None or not (Path(cache_dir) / f"{_cache_key(p, cfg)}.npz").exists()]
+    if jobs > 1 and cache_dir is not None and len(todo) > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(jobs) as pool:
+            it = pool.imap_unordered(_features_job, [(p, cfg, cache_dir) for p in todo], chunksize=4)
+            if progress:
+                from tqdm import tqdm
+
+                it = tqdm(it, total=len(todo), desc="features", unit="file")
+            for _ in it:
+                pass
+    it = paths
+    if progress and (jobs <= 1 or cache_dir is None):
+        from tqdm import tqdm
+
+        it = tqdm(paths, desc="features", unit="file")
+    return [features_for(p, cfg, cache_dir) for p in it]
+
+
 def load_manifest(path: str | os.PathLike, weight: float = 1.0) -> list[TrainItem]:
     """Teacher-built pairs (``teach build``'s manifest.jsonl): all 52 channels supervised."""
     root = Path(path).parent

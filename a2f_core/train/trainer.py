@@ -1,10 +1,12 @@
 """SequentialTrainer: trains the dual-stream model on ordered stretches of whole files.
 
-Each step takes a stretch of consecutive frames from a file and runs the
-model's sequence form over it (every frame's full 8.5 s window, exactly as
-inference sees it), then the temporal smoothing through the stretch in
-order: the smoothing state starts fresh at each stretch, as
-``reset_temporal_state()`` does at each file boundary in inference.
+Each step takes a batch of stretches of consecutive frames, each from one
+file, and runs the model's sequence form over them (every frame's full
+8.5 s window, exactly as inference sees it), then the temporal smoothing
+through each stretch in order: the smoothing state starts fresh at each
+stretch, as ``reset_temporal_state()`` does at each file boundary in
+inference. Stretches shorter than the batch's length (short files) are
+padded and the padding is masked out of every loss term.
 
 Loss (weights configurable): MSE 1.0 + L1 0.1 + mouth region 0.5 +
 expression region 0.5 (extra MSE on those channels, with lip aperture
@@ -12,6 +14,12 @@ jawOpen - mouthClose as part of the mouth term) + velocity 0.2 (frame
 differences match the target's) + smoothness 0.1 (penalises the
 prediction's second difference). Channels a source does not carry are
 masked out.
+
+Runs on CPU or CUDA (``device``), with bfloat16 autocast for the decoder
+(``amp``; the attention sums stay float32), and under ``torchrun`` with
+DistributedDataParallel (gloo on CPU, nccl on CUDA): each rank samples from
+its own shard of the files (every ``world``-th file, as DistributedSampler
+deals them), gradients are averaged, rank 0 writes logs and checkpoints.
 """
 
 from __future__ import annotations
@@ -20,23 +28,25 @@ import csv
 import math
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..arkit import BROWS, CHEEKS_NOSE, EYES, INDEX, MOUTH
 from ..features.emotion import align_to_frames
 from ..model import DualStreamModel, ModelConfig, save_checkpoint
-from .data import CachedFeatures, TrainItem, features_for
+from .data import CachedFeatures, TrainItem, fill_cache
 
 
 @dataclass
 class TrainConfig:
     steps: int = 3000
     stretch: int = 96            # output frames per stretch
-    batch: int = 4               # stretches per step
+    batch: int = 4               # stretches per step (per rank)
     lr: float = 2e-3
     weight_decay: float = 0.01
     warmup: int = 150
@@ -50,10 +60,13 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 25
+    device: str = "cpu"          # "cpu", "cuda", "cuda:1", or "auto"
+    amp: bool = False            # bfloat16 autocast for the decoder
 
 
 MOUTH_IDX = [INDEX[n] for n in MOUTH]
 EXPR_IDX = [INDEX[n] for n in EYES + BROWS + CHEEKS_NOSE]
+JAW, CLOSE = INDEX["jawOpen"], INDEX["mouthClose"]
 
 
 def feature_stats(feats: list[CachedFeatures], cfg: ModelConfig):
@@ -62,41 +75,87 @@ def feature_stats(feats: list[CachedFeatures], cfg: ModelConfig):
     return mel.mean(0), mel.std(0) + 1e-3, np.nanmean(emo, 0), np.nanstd(emo, 0) + 1e-6
 
 
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class _Sequence(nn.Module):
+    """The training forward (sequence form + smoothing) as one module, so DDP can wrap it."""
+
+    def __init__(self, model: DualStreamModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, mel: torch.Tensor, emo: torch.Tensor) -> torch.Tensor:
+        raw = self.model.forward_sequence(self.model.normalize_mel(mel), emo)
+        return self.model.smooth_sequence(raw)
+
+
+def _masked_mean(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    return (x * w).sum() / (w.sum() + 1e-6)
+
+
 class SequentialTrainer:
     def __init__(self, items: list[TrainItem], out_dir: str | os.PathLike, cfg: TrainConfig = TrainConfig(),
                  model_cfg: ModelConfig = ModelConfig(), cache_dir: str | os.PathLike | None = None,
-                 init: DualStreamModel | None = None, progress: bool = True):
+                 init: DualStreamModel | None = None, progress: bool = True, jobs: int = 1):
+        import torch.distributed as dist
+
         self.cfg = cfg
-        self.items = items
+        self.distributed = dist.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+        self.device = resolve_device(cfg.device)
+        if self.distributed:
+            if self.device.type == "cuda":
+                self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+                torch.cuda.set_device(self.device)
+            if not dist.is_initialized():
+                dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+            self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        else:
+            self.rank, self.world = 0, 1
+        self.main = self.rank == 0
+        self.items = items[self.rank::self.world]
+        if not self.items:
+            raise ValueError(f"rank {self.rank} of {self.world} has no training files")
         self.out = Path(out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
+        if self.main:
+            self.out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(cfg.seed)
-        self.rng = np.random.default_rng(cfg.seed)
+        self.rng = np.random.default_rng([cfg.seed, self.rank])
         self.model = init if init is not None else DualStreamModel(model_cfg)
         self.mcfg = self.model.cfg
-        it = items
-        if progress:
-            from tqdm import tqdm
-
-            it = tqdm(items, desc="features", unit="file")
-        self.feats = [features_for(i.audio, self.mcfg, cache_dir) for i in it]
+        self.progress = progress and self.main
+        self.feats = fill_cache([i.audio for i in self.items], self.mcfg, cache_dir, jobs=jobs,
+                                progress=self.progress)
         if init is None:
             self.model.set_feature_stats(*feature_stats(self.feats, self.mcfg))
+        if self.distributed:       # one normalisation for all replicas: rank 0's
+            for b in (self.model.mel_mean, self.model.mel_std, self.model.emo_mean, self.model.emo_std):
+                dist.broadcast(b, 0)
         self._emo = []
         with torch.no_grad():
             for f in self.feats:
                 z = self.model.normalize_emotion(torch.from_numpy(f.hop_vals)).numpy()
                 T = len(f.mel) - self.mcfg.context + 1
                 frames = np.arange(-self.mcfg.past, T + self.mcfg.lookahead)
-                self._emo.append(align_to_frames(f.hops, z, frames))
+                self._emo.append(align_to_frames(f.hops, z, frames).astype(np.float32))
         lengths = np.array([min(len(i.target), len(f.mel) - self.mcfg.context + 1)
-                            for i, f in zip(items, self.feats)], np.float64)
-        p = lengths * np.array([i.weight for i in items])
+                            for i, f in zip(self.items, self.feats)], np.float64)
+        p = lengths * np.array([i.weight for i in self.items])
         self.sample_p = p / p.sum()
         self.lengths = lengths.astype(int)
+        self.model.to(self.device)
+        self.net = _Sequence(self.model)
+        if self.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # key biases cancel in the softmax (see the model's docstring): they never get gradients
+            self.net = DistributedDataParallel(self.net, device_ids=[self.device] if self.device.type == "cuda"
+                                               else None, find_unused_parameters=True)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.step = 0
-        self.progress = progress
         self.log_path = self.out / "train_log.csv"
 
     # ------------------------------------------------------------ schedule
@@ -108,49 +167,65 @@ class SequentialTrainer:
         return c.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
 
     # ---------------------------------------------------------------- data
-    def sample_stretch(self):
-        k = int(self.rng.choice(len(self.items), p=self.sample_p))
-        T = self.lengths[k]
-        n = min(self.cfg.stretch, T)
-        # dense from file starts sometimes, so the start-of-file state is learned too
-        start = 0 if self.rng.random() < 0.1 else int(self.rng.integers(0, T - n + 1))
-        f = self.feats[k]
-        S = n + self.mcfg.context - 1
-        mel = torch.from_numpy(f.mel[start:start + S])
-        emo = torch.from_numpy(self._emo[k][start:start + S])
-        item = self.items[k]
-        tgt = torch.from_numpy(item.target[start:start + n])
-        return mel, emo, tgt, torch.from_numpy(item.mask), item.weight
+    def sample_batch(self):
+        """``batch`` stretches of ``stretch`` frames; shorter files are padded and masked (weights 0)."""
+        c, L = self.cfg, self.mcfg.context
+        n_out = c.stretch
+        S = n_out + L - 1
+        mel = np.empty((c.batch, S, self.mcfg.n_mels), np.float32)
+        emo = np.empty((c.batch, S, self.mcfg.n_emotion), np.float32)
+        tgt = np.zeros((c.batch, n_out, 52), np.float32)
+        w = np.zeros((c.batch, n_out, 52), np.float32)
+        item_w = np.empty(c.batch, np.float32)
+        for b in range(c.batch):
+            k = int(self.rng.choice(len(self.items), p=self.sample_p))
+            T = self.lengths[k]
+            n = min(n_out, T)
+            # dense from file starts sometimes, so the start-of-file state is learned too
+            start = 0 if self.rng.random() < 0.1 else int(self.rng.integers(0, T - n + 1))
+            f, item = self.feats[k], self.items[k]
+            m = f.mel[start:start + n + L - 1]
+            e = self._emo[k][start:start + n + L - 1]
+            mel[b, :len(m)], mel[b, len(m):] = m, m[-1]
+            emo[b, :len(e)], emo[b, len(e):] = e, e[-1]
+            tgt[b, :n] = item.target[start:start + n]
+            w[b, :n] = item.mask
+            item_w[b] = item.weight
+        t = (torch.from_numpy(x).to(self.device) for x in (mel, emo, tgt, w, item_w))
+        return tuple(t)
 
     # ---------------------------------------------------------------- loss
-    def smooth(self, raw: torch.Tensor) -> torch.Tensor:
-        a = self.model.smoothing_alpha()
-        ys = [raw[0]]
-        for t in range(1, len(raw)):
-            ys.append(a * raw[t] + (1 - a) * ys[-1])
-        return torch.stack(ys)
-
-    def loss(self, pred: torch.Tensor, tgt: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    def loss(self, pred: torch.Tensor, tgt: torch.Tensor, w: torch.Tensor,
+             item_w: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+        """pred, tgt, w: (N, T, 52) (w: 1 where supervised); item_w: (N,) per-stretch weights."""
         c = self.cfg
-        m = mask[None]
-        denom = m.sum() * len(pred) + 1e-6
-        err = (pred - tgt) * m
-        mse = (err ** 2).sum() / denom
-        l1 = err.abs().sum() / denom
-        mouth = (err[:, MOUTH_IDX] ** 2).mean()
-        if mask[INDEX["mouthClose"]] > 0 and mask[INDEX["jawOpen"]] > 0:
-            ap_p = pred[:, INDEX["jawOpen"]] - pred[:, INDEX["mouthClose"]]
-            ap_t = tgt[:, INDEX["jawOpen"]] - tgt[:, INDEX["mouthClose"]]
-            mouth = mouth + ((ap_p - ap_t) ** 2).mean()
-        expr = (err[:, EXPR_IDX] ** 2).mean()
-        dv = (pred[1:] - pred[:-1]) - (tgt[1:] - tgt[:-1])
-        vel = ((dv * m) ** 2).sum() / denom
-        smooth = ((pred[2:] - 2 * pred[1:-1] + pred[:-2]) ** 2).mean()
+        if pred.dim() == 2:
+            pred, tgt, w = pred[None], tgt[None], w[None]
+        if item_w is not None:
+            w = w * item_w[:, None, None]
+        err = pred - tgt
+        mse = _masked_mean(err ** 2, w)
+        l1 = _masked_mean(err.abs(), w)
+        mouth = _masked_mean(err[..., MOUTH_IDX] ** 2, w[..., MOUTH_IDX])
+        wa = torch.minimum(w[..., JAW], w[..., CLOSE])
+        ap_err = (pred[..., JAW] - pred[..., CLOSE]) - (tgt[..., JAW] - tgt[..., CLOSE])
+        mouth = mouth + _masked_mean(ap_err ** 2, wa)
+        expr = _masked_mean(err[..., EXPR_IDX] ** 2, w[..., EXPR_IDX])
+        dv = (pred[:, 1:] - pred[:, :-1]) - (tgt[:, 1:] - tgt[:, :-1])
+        vel = _masked_mean(dv ** 2, torch.minimum(w[:, 1:], w[:, :-1]))
+        valid = (w.amax(-1, keepdim=True) > 0).to(pred.dtype)                 # frames inside the file
+        v2 = valid[:, 2:] * valid[:, 1:-1] * valid[:, :-2]
+        smooth = _masked_mean((pred[:, 2:] - 2 * pred[:, 1:-1] + pred[:, :-2]) ** 2, v2.expand(-1, -1, 52))
         total = (c.w_mse * mse + c.w_l1 * l1 + c.w_mouth * mouth + c.w_expr * expr + c.w_velocity * vel
                  + c.w_smooth * smooth)
         return total, {"mse": float(mse.detach()), "mouth": float(mouth.detach()), "vel": float(vel.detach())}
 
     # ---------------------------------------------------------------- loop
+    def _autocast(self):
+        if not self.cfg.amp:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
     def train(self) -> DualStreamModel:
         c = self.cfg
         self.model.train()
@@ -159,52 +234,73 @@ class SequentialTrainer:
             from tqdm import tqdm
 
             bar = tqdm(total=c.steps, initial=self.step, desc="train", unit="step")
-        new_log = not self.log_path.exists()
-        logf = open(self.log_path, "a", newline="")
-        log = csv.writer(logf)
-        if new_log:
-            log.writerow(["step", "lr", "loss", "mse", "mouth", "vel", "seconds"])
+        logf = log = None
+        if self.main:
+            new_log = not self.log_path.exists()
+            logf = open(self.log_path, "a", newline="")
+            log = csv.writer(logf)
+            if new_log:
+                log.writerow(["step", "lr", "loss", "mse", "mouth", "vel", "seconds"])
         t0 = time.time()
         acc = {"loss": 0.0, "mse": 0.0, "mouth": 0.0, "vel": 0.0}
         while self.step < c.steps:
             for g in self.opt.param_groups:
                 g["lr"] = self.lr_at(self.step)
-            self.opt.zero_grad()
-            total = 0.0
-            for _ in range(c.batch):
-                mel, emo, tgt, mask, w = self.sample_stretch()
-                mel_n = self.model.normalize_mel(mel)
-                raw = self.model.forward_sequence(mel_n, emo)
-                pred = self.smooth(raw)
-                loss, parts = self.loss(pred, tgt, mask)
-                (loss * w / c.batch).backward()
-                total += float(loss.detach()) / c.batch
-                for k in ("mse", "mouth", "vel"):
-                    acc[k] += parts[k] / c.batch
+            self.opt.zero_grad(set_to_none=True)
+            mel, emo, tgt, w, item_w = self.sample_batch()
+            with self._autocast():
+                pred = self.net(mel, emo)
+            loss, parts = self.loss(pred.float(), tgt, w, item_w)
+            loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
             self.opt.step()
             self.step += 1
-            acc["loss"] += total
+            acc["loss"] += float(loss.detach())
+            for k in ("mse", "mouth", "vel"):
+                acc[k] += parts[k]
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{total:.4f}")
+                bar.set_postfix(loss=f"{acc['loss'] / (self.step % c.log_every or c.log_every):.4f}")
             if self.step % c.log_every == 0:
-                n = c.log_every
-                log.writerow([self.step, f"{self.lr_at(self.step):.6f}", *(f"{acc[k] / n:.5f}" for k in
-                                                                         ("loss", "mse", "mouth", "vel")),
-                              f"{time.time() - t0:.1f}"])
-                logf.flush()
+                if log is not None:
+                    n = c.log_every
+                    log.writerow([self.step, f"{self.lr_at(self.step):.6f}",
+                                  *(f"{acc[k] / n:.5f}" for k in ("loss", "mse", "mouth", "vel")),
+                                  f"{time.time() - t0:.1f}"])
+                    logf.flush()
                 acc = dict.fromkeys(acc, 0.0)
-            if self.step % c.checkpoint_every == 0 or self.step == c.steps:
+            if self.main and (self.step % c.checkpoint_every == 0 or self.step == c.steps):
                 self.save(self.out / "last.pt")
-        logf.close()
+        if logf is not None:
+            logf.close()
         if bar is not None:
             bar.close()
+        if self.distributed:
+            self._report_replicas()
         self.model.eval()
         return self.model
 
+    def _report_replicas(self) -> None:
+        """Largest difference between any replica's parameters and rank 0's, written to OUT/replicas.json."""
+        import json
+
+        import torch.distributed as dist
+
+        flat = torch.cat([p.detach().reshape(-1) for p in self.model.parameters()])
+        ref = flat.clone()
+        dist.broadcast(ref, 0)
+        diff = (flat - ref).abs().max().reshape(1)
+        dist.all_reduce(diff, op=dist.ReduceOp.MAX)
+        if self.main:
+            (self.out / "replicas.json").write_text(json.dumps(
+                {"world_size": self.world, "steps": self.step, "max_param_diff": float(diff)}))
+
     def save(self, path: Path) -> None:
-        save_checkpoint(self.model, path, meta={"step": self.step, "train_config": asdict(self.cfg)})
+        model = self.model
+        if self.device.type != "cpu":
+            model = DualStreamModel(self.mcfg)
+            model.load_state_dict({k: v.cpu() for k, v in self.model.state_dict().items()})
+        save_checkpoint(model, path, meta={"step": self.step, "train_config": asdict(self.cfg)})
         torch.save({"step": self.step, "optimizer": self.opt.state_dict(),
                     "rng": self.rng.bit_generator.state["state"]["state"]}, path.with_suffix(".opt.pt"))
 
@@ -216,6 +312,6 @@ class SequentialTrainer:
         self.model.load_state_dict(m.state_dict())
         opt = path.with_suffix(".opt.pt")
         if opt.exists():
-            st = torch.load(opt, weights_only=True)
+            st = torch.load(opt, weights_only=True, map_location=self.device)
             self.opt.load_state_dict(st["optimizer"])
             self.step = int(st["step"])
