@@ -2,8 +2,9 @@
 and two baselines (loudness -> jawOpen, and the phoneme teacher where phone timings exist).
 
 Dev data (never trained on): the FACEGOOD clips in ``DEV_CLIPS`` (real Mandarin mouth capture:
-jaw correlation) and the English clips of ``speech_en/`` with PocketSphinx phone alignments
-(closure, opening, rounding, rest in silence).
+jaw correlation), the English clips of ``speech_en/`` with their phone timings, and the
+PocketSphinx-aligned clips of ``speech_more/en`` whose speakers are not in
+``train.pseudo.REAL_TRAIN_SOURCES`` (closure, opening, rounding, rest in silence).
 """
 
 from __future__ import annotations
@@ -83,37 +84,51 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
 @dataclass
 class Clip:
     name: str
-    wav: Path
+    wav: Path | None
     lang: str
     phones: list | None = None
     real_jaw: np.ndarray | None = None
+    group: str = "real"                 # "real" recordings or "synthetic" (held-out espeak-ng speech)
+    audio: np.ndarray | None = None     # in-memory audio (synthetic clips)
+    teacher: BlendshapeCurves | None = None
+
+
+# teacher phone classes -> the ARPAbet groups the measures use (other classes count in no group)
+CLASS_AS_ARPABET = {"sil": "SIL", "bilabial": "B", "vowel_open": "AA", "vowel_close_back": "UW",
+                    "vowel_mid_back": "OW", "vowel_close_front": "IY", "vowel_mid_front": "EY"}
+SYNTHETIC_DEV_SEED = 9999   # never used to build training data (recipes use seeds < 1000)
+
+
+def synthetic_clips(per_lang: int = 12, langs=("en", "ja", "zh")) -> list[Clip]:
+    """Held-out espeak-ng speech in each language (seed ``SYNTHETIC_DEV_SEED``, no augmentation),
+    with the teacher's curves and its phones in measure groups."""
+    from .audio import SAMPLE_RATE
+    from .teacher.coarticulation import phones_to_curves
+    from .teacher.dataset import synth_utterance
+    from .teacher.espeak import EspeakSynth
+
+    synth = EspeakSynth()
+    clips = []
+    for lang in langs:
+        for i in range(per_lang):
+            rng = np.random.default_rng([SYNTHETIC_DEV_SEED, i, sum(map(ord, lang))])
+            audio, phones, _ = synth_utterance(synth, lang, rng)
+            teach = phones_to_curves(phones, num_frames(len(audio)), audio, SAMPLE_RATE)
+            groups = [(CLASS_AS_ARPABET.get(p.cls, p.cls), p.start, p.end) for p in phones]
+            clips.append(Clip(f"synthetic_{lang}_{i:02d}", None, lang, phones=groups, group="synthetic",
+                              audio=audio, teacher=teach))
+    return clips
 
 
 def aligned_more(data: Path, cache: Path | None) -> list[Clip]:
-    """English clips of ``speech_more/en`` force-aligned with PocketSphinx (clips it cannot align are
-    left out); alignments are cached as JSON in ``cache``."""
-    from .errors import A2FError
-    from .teacher.align import align_english
+    """Dev clips of ``speech_more/en``: PocketSphinx-aligned, from speakers never trained on (clips
+    it cannot align are left out; alignments cached as JSON in ``cache``)."""
+    from .teacher.align import aligned_folder
+    from .train.pseudo import REAL_TRAIN_SOURCES, source_of
 
-    clips = []
-    for wav in sorted((data / "speech_more" / "en").glob("*.wav")):
-        txt = wav.with_suffix(".txt")
-        if not txt.exists():
-            continue
-        hit = cache / f"{wav.stem}.json" if cache else None
-        if hit is not None and hit.exists():
-            phones = json.loads(hit.read_text())
-        else:
-            try:
-                phones = [(p.label, p.start, p.end) for p in align_english(load_audio(wav), txt.read_text())]
-            except A2FError:
-                phones = []
-            if hit is not None:
-                hit.parent.mkdir(parents=True, exist_ok=True)
-                hit.write_text(json.dumps(phones))
-        if phones:
-            clips.append(Clip(f"more_{wav.stem}", wav, "en", phones=[tuple(p) for p in phones]))
-    return clips
+    return [Clip(f"more_{wav.stem}", wav, "en", phones=phones)
+            for wav, phones in aligned_folder(data / "speech_more" / "en", cache)
+            if source_of(wav) not in REAL_TRAIN_SOURCES]
 
 
 def dev_clips(data: Path, more: bool = True, cache: Path | None = None) -> list[Clip]:
@@ -144,20 +159,21 @@ def dev_clips(data: Path, more: bool = True, cache: Path | None = None) -> list[
 
 
 def teacher_curves(clip: Clip, audio: np.ndarray, n: int) -> BlendshapeCurves | None:
+    if clip.teacher is not None:
+        return clip.teacher
     if not clip.phones:
         return None
-    from .teacher.coarticulation import phones_to_curves
-    from .teacher.inventory import Phone, arpabet_class
+    from .teacher.align import arpabet_curves
 
-    phones = []
-    for label, s, e in clip.phones:
-        cls = arpabet_class(label) or "sil"
-        phones.append(Phone(label, cls, s, e, "en"))
-    return phones_to_curves(phones, n, audio, 16000)
+    return arpabet_curves(clip.phones, n, audio)
 
 
 def evaluate(data: str | Path, model=None, out: str | Path | None = None, plots: bool = True,
-             more: bool = True, cache: str | Path | None = None) -> dict:
+             more: bool = True, cache: str | Path | None = None, synthetic: int = 12) -> dict:
+    """Measures per clip and per group (``real_en``, ``real_zh``, ``synthetic_ja``, ...).
+
+    ``synthetic``: held-out espeak-ng clips per language (0: none; needs espeak-ng).
+    """
     from .engine import infer
     from .model import load_checkpoint
     from .plot import plot_curves
@@ -168,8 +184,14 @@ def evaluate(data: str | Path, model=None, out: str | Path | None = None, plots:
     if out:
         out.mkdir(parents=True, exist_ok=True)
     results = {}
-    for clip in dev_clips(data, more, Path(cache) if cache else (out / "align_cache" if out else None)):
-        audio = load_audio(clip.wav)
+    clips = dev_clips(data, more, Path(cache) if cache else (out / "align_cache" if out else None))
+    if synthetic:
+        from .teacher.espeak import espeak_available
+
+        if espeak_available():
+            clips += synthetic_clips(synthetic)
+    for clip in clips:
+        audio = clip.audio if clip.audio is not None else load_audio(clip.wav)
         n = num_frames(len(audio))
         systems = {"model": infer(audio, model, rate=16000), "rms_baseline": rms_baseline(audio, n)}
         teach = teacher_curves(clip, audio, n)
@@ -184,13 +206,15 @@ def evaluate(data: str | Path, model=None, out: str | Path | None = None, plots:
                 m["jaw_r"] = pearson(curves.values[:, INDEX["jawOpen"]], clip.real_jaw)
                 m["aperture_r"] = pearson(lip_aperture(curves.values), clip.real_jaw)
             row[name] = m
-        results[clip.name] = {"lang": clip.lang, "seconds": round(len(audio) / 16000, 2), **row}
-        if out and plots and not clip.name.startswith("more_"):
+        results[clip.name] = {"lang": clip.lang, "group": f"{clip.group}_{clip.lang}",
+                              "seconds": round(len(audio) / 16000, 2), **row}
+        if out and plots and not clip.name.startswith("more_") and not clip.name.endswith(("_01", "_02")) \
+                and clip.group == "real" or clip.name.endswith("_00"):
             plot_curves(systems["model"], out / f"{clip.name}.png", phones=clip.phones,
                         title=f"{clip.name} (model)")
-    summary = summarise(results)
-    summary["_clips"] = {"english_aligned": sum(1 for c in results.values() if c["lang"] == "en"),
-                         "facegood": sum(1 for k in results if k.startswith("facegood_"))}
+    summary = {g: summarise({k: r for k, r in results.items() if r["group"] == g})
+               for g in sorted({r["group"] for r in results.values()})}
+    summary["_clips"] = {g: sum(1 for r in results.values() if r["group"] == g) for g in summary}
     if out:
         (out / "eval.json").write_text(json.dumps({"clips": results, "summary": summary}, indent=1))
     return {"clips": results, "summary": summary}
@@ -212,9 +236,12 @@ def summarise(results: dict) -> dict:
 
 
 def format_table(summary: dict) -> str:
-    lines = ["| system | " + " | ".join(MEASURES) + " |", "|---" * (len(MEASURES) + 1) + "|"]
-    for s, m in summary.items():
-        if s.startswith("_"):
+    """One markdown table: a row per (group, system)."""
+    lines = ["| group | system | " + " | ".join(MEASURES) + " |", "|---" * (len(MEASURES) + 2) + "|"]
+    for g, systems in summary.items():
+        if g.startswith("_"):
             continue
-        lines.append(f"| {s} | " + " | ".join("-" if m.get(k) is None else f"{m[k]:.3f}" for k in MEASURES) + " |")
+        for s, m in systems.items():
+            cells = " | ".join("-" if m.get(k) is None else f"{m[k]:.3f}" for k in MEASURES)
+            lines.append(f"| {g} | {s} | {cells} |")
     return "\n".join(lines)

@@ -49,3 +49,41 @@ def align_english(audio16k: np.ndarray, transcript: str) -> list[Phone]:
             cls = arpabet_class(ph.name) or "sil"
             phones.append(Phone(ph.name, cls, ph.start / 100.0, (ph.start + ph.duration) / 100.0, "en"))
     return phones
+
+
+def aligned_folder(folder, cache=None) -> list[tuple]:
+    """(wav path, [(ARPAbet label, start, end), ...]) for every ``*.wav`` with a same-stem ``.txt`` in
+    ``folder`` that PocketSphinx can align (the others are left out). Alignments are cached as JSON
+    in ``cache`` (an empty list marks a clip that failed)."""
+    import json
+    from pathlib import Path
+
+    from ..audio import load_audio
+
+    out = []
+    for wav in sorted(Path(folder).glob("*.wav")):
+        txt = wav.with_suffix(".txt")
+        if not txt.exists():
+            continue
+        hit = Path(cache) / f"{wav.stem}.json" if cache else None
+        if hit is not None and hit.exists():
+            phones = json.loads(hit.read_text())
+        else:
+            try:
+                phones = [(p.label, p.start, p.end) for p in align_english(load_audio(wav), txt.read_text())]
+            except A2FError:
+                phones = []
+            if hit is not None:
+                hit.parent.mkdir(parents=True, exist_ok=True)
+                hit.write_text(json.dumps(phones))
+        if phones:
+            out.append((wav, [tuple(p) for p in phones]))
+    return out
+
+
+def arpabet_curves(phones, n_frames: int, audio16k: np.ndarray):
+    """Teacher curves for (ARPAbet label, start, end) phones of a 16 kHz recording."""
+    from .coarticulation import phones_to_curves
+
+    timed = [Phone(label, arpabet_class(label) or "sil", s, e, "en") for label, s, e in phones]
+    return phones_to_curves(timed, n_frames, audio16k, 16000)
