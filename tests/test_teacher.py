@@ -25,28 +25,47 @@ def frames_of(p: Phone, n: int, pad: int = 1) -> np.ndarray:
     return np.arange(max(0, lo), min(n, hi))
 
 
-def teach(lang: str, text: str | None = None, seed: int = 0):
-    synth = espeak.EspeakSynth()
+def teach(lang: str, text: str | None = None, seed: int = 0, synth=None):
+    synth = synth or espeak.EspeakSynth()
     rng = np.random.default_rng(seed)
     audio, phones, meta = synth_utterance(synth, lang, rng, text=text)
     curves = phones_to_curves(phones, num_frames(len(audio)), audio, 16000)
     return audio, phones, curves
 
 
+SOURCES = ["en", "ja", "zh", "en_piper"]  # en_piper: Piper's natural voice (English)
+
+
 @pytest.fixture(scope="module")
 def corpus():
+    from a2f_core.teacher.piper import piper_available
+
     out = {}
-    for lang in ("en", "ja", "zh"):
-        items = [teach(lang, t, i) for i, t in enumerate(SENTENCES[lang])]
-        items += [teach(lang, None, 100 + i) for i in range(12)]  # random sentences, voices, rates
-        out[lang] = items
+    for src in SOURCES:
+        lang = src[:2]
+        synth = None
+        if src == "en_piper":
+            if not piper_available():
+                continue
+            from a2f_core.teacher.piper import PiperSynth
+
+            synth = PiperSynth()
+        items = [teach(lang, t, i, synth) for i, t in enumerate(SENTENCES[lang])]
+        items += [teach(lang, None, 100 + i, synth) for i in range(12)]  # random sentences, voices, rates
+        out[src] = items
     return out
 
 
-@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def _source(corpus, src):
+    if src not in corpus:
+        pytest.skip("Piper is not installed (pip install -r requirements.lock.txt)")
+    return corpus[src]
+
+
+@pytest.mark.parametrize("lang", SOURCES)
 def test_every_bilabial_seals_the_lips(corpus, lang):
     n_bil = 0
-    for audio, phones, curves in corpus[lang]:
+    for audio, phones, curves in _source(corpus, lang):
         ap = aperture(curves)
         for p in phones:
             if p.cls == "bilabial":
@@ -55,10 +74,10 @@ def test_every_bilabial_seals_the_lips(corpus, lang):
     assert n_bil >= 10
 
 
-@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+@pytest.mark.parametrize("lang", SOURCES)
 def test_open_vowels_open_and_rounded_beat_spread(corpus, lang):
     peaks, rounded, spread = [], [], []
-    for audio, phones, curves in corpus[lang]:
+    for audio, phones, curves in _source(corpus, lang):
         ap = aperture(curves)
         rnd = curves.channel("mouthFunnel") + curves.channel("mouthPucker")
         for p in phones:
@@ -66,20 +85,24 @@ def test_open_vowels_open_and_rounded_beat_spread(corpus, lang):
             if not len(f):
                 continue
             if p.cls == "vowel_open":
-                peaks.append(ap[f].max())
+                peaks.append((ap[f].max(), p.stress))
             elif p.cls in ("vowel_close_back", "vowel_mid_back"):
                 rounded.append(rnd[f].mean())
             elif p.cls in ("vowel_close_front", "vowel_mid_front"):
                 spread.append(rnd[f].mean())
-    assert np.mean(peaks) >= 0.3 and np.mean(np.array(peaks) >= 0.3) >= 0.75, np.mean(peaks)
+    values = np.array([v for v, _ in peaks])
+    # Piper marks stress: its unstressed open vowels (a 20-60 ms reduced "uh") barely open, as in real
+    # speech, so the share that must open fully is taken over stressed ones where stress is known
+    stressed = np.array([v for v, st in peaks if st > 0]) if any(st for _, st in peaks) else values
+    assert values.mean() >= 0.3 and np.mean(stressed >= 0.3) >= 0.75, (values.mean(), np.mean(stressed >= 0.3))
     assert np.mean(rounded) > 1.5 * np.mean(spread)
 
 
-@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+@pytest.mark.parametrize("lang", SOURCES)
 def test_long_pauses_rest(corpus, lang):
     """Pauses >= 300 ms rest (aperture <= 0.05) away from the 100 ms the lips need to get there and back."""
     checked = 0
-    for audio, phones, curves in corpus[lang]:
+    for audio, phones, curves in _source(corpus, lang):
         ap = aperture(curves)
         for p in phones:
             if p.cls == "sil" and p.dur >= 0.3:
@@ -107,7 +130,7 @@ def test_japanese_vowels_give_five_distinct_shapes():
 
 def test_curves_are_smooth_and_in_range(corpus):
     for lang in corpus:
-        for audio, phones, curves in corpus[lang]:
+        for audio, phones, curves in _source(corpus, lang):
             v = curves.values
             assert v.min() >= 0 and v.max() <= 1
             assert np.abs(np.diff(v, axis=0)).max() <= 0.6
@@ -154,3 +177,17 @@ def test_build_writes_pairs_with_manifest(tmp_path):
     a = (tmp_path / "a" / recs[-1]["audio"]).read_bytes()
     b = (tmp_path / "b" / recs[-1]["audio"]).read_bytes()
     assert a == b  # deterministic given the seed
+
+
+def test_piper_alignment_marks_become_phones():
+    """Stress goes to the vowel, length marks and diphthongs extend a phone, punctuation pauses."""
+    from a2f_core.teacher.piper import alignments_to_phones
+
+    items = [("^", 100), ("b", 200), ("ˈ", 50), ("ɑ", 300), ("ː", 100), ("b", 200), (" ", 50), ("a", 200),
+             ("ɪ", 150), (",", 400), ("m", 100), ("$", 100)]
+    phones = alignments_to_phones(items, 1000)
+    assert [p.label for p in phones] == ["_", "b", "ɑː", "b", "aɪ", "_", "m"]
+    assert [p.cls for p in phones][1:5] == ["bilabial", "vowel_open", "bilabial", "vowel_open"]
+    assert phones[2].stress == 1 and phones[4].stress == 0
+    assert phones[0].start == 0 and phones[-1].end == 1.95       # every sample belongs to a phone
+    assert all(a.end == b.start for a, b in zip(phones, phones[1:]))

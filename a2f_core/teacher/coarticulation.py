@@ -10,7 +10,8 @@ every bilabial reaches a full lip seal (mouthClose = jawOpen) for at least
 one frame, however short it is, and the face rests in pauses.
 
 The jaw follows the voice: each vowel's opening is scaled by the
-loudness of its stretch of audio relative to the utterance's median vowel.
+loudness of its stretch of audio relative to the utterance's median vowel,
+and by its stress where the source marks it (Piper).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class TeacherConfig:
     min_closure_half: float = 0.0175  # s, a seal lasts at least 35 ms (one frame at 30 fps)
     loudness_db_per_unit: float = 18.0
     loudness_range: tuple[float, float] = (0.55, 1.4)
+    stress_gain: tuple[float, float] = (1.25, 1.1)  # jaw gain of primary / secondary stressed vowels
 
 
 @lru_cache(maxsize=1)
@@ -78,6 +80,9 @@ def phones_to_curves(phones: list[Phone], n_frames: int, audio: np.ndarray | Non
             lo, hi = cfg.loudness_range
             for i, db in vowel_db.items():
                 gains[i] = np.clip(1.0 + (db - ref) / cfg.loudness_db_per_unit, lo, hi)
+    for i, p in enumerate(phones):       # sources that mark stress (Piper): stressed syllables open wider
+        if p.cls in VOWELS and p.stress in (1, 2):
+            gains[i] *= cfg.stress_gain[p.stress - 1]
     num = np.zeros((n_frames, len(ARKIT_NAMES)), np.float64)
     den = np.full(n_frames, 1e-9)
     jaw_like = [INDEX[n] for n in ("jawOpen", "mouthLowerDownLeft", "mouthLowerDownRight")]

@@ -17,15 +17,32 @@ from .inventory import Phone
 from .texts import sentence
 
 
-def synth_utterance(synth: EspeakSynth, lang: str, rng: np.random.Generator, voice: str | None = None,
+def _espeak_settings(lang: str, rng: np.random.Generator, voice: str | None) -> dict:
+    voice = voice or str(rng.choice(VOICES[lang]))
+    return {"voice": voice, "rate": int(rng.integers(120, 240)), "pitch": int(rng.integers(25, 75)),
+            "range": int(rng.integers(20, 90))}
+
+
+def _piper_settings(rng: np.random.Generator) -> dict:
+    # length_scale > 1 is slower speech; noise scales vary the prosody and timing from take to take
+    return {"voice": "piper-joe", "length_scale": round(float(rng.uniform(0.75, 1.35)), 3),
+            "noise_scale": round(float(rng.uniform(0.4, 0.9)), 3),
+            "noise_w_scale": round(float(rng.uniform(0.5, 1.0)), 3)}
+
+
+def synth_utterance(synth, lang: str, rng: np.random.Generator, voice: str | None = None,
                     text: str | None = None) -> tuple[np.ndarray, list[Phone], dict]:
-    """1-3 sentences joined by pauses, as 16 kHz audio with timed phones."""
+    """1-3 sentences joined by pauses, as 16 kHz audio with timed phones.
+
+    ``synth``: an :class:`EspeakSynth` (any language) or a :class:`~a2f_core.teacher.piper.PiperSynth`
+    (English).
+    """
     import soxr
 
-    voice = voice or str(rng.choice(VOICES[lang]))
-    rate = int(rng.integers(120, 240))
-    pitch = int(rng.integers(25, 75))
-    prange = int(rng.integers(20, 90))
+    piper = not isinstance(synth, EspeakSynth)
+    if piper and lang != "en":
+        raise ValueError("the Piper voice speaks English only")
+    settings = _piper_settings(rng) if piper else _espeak_settings(lang, rng, voice)
     texts = [text] if text else [sentence(lang, rng) for _ in range(int(rng.integers(1, 4)))]
     parts, phones, t = [], [], 0.0
     lead = float(rng.uniform(0.1, 0.6))
@@ -33,11 +50,16 @@ def synth_utterance(synth: EspeakSynth, lang: str, rng: np.random.Generator, voi
     phones.append(Phone("_", "sil", 0.0, lead, lang))
     t = lead
     for k, tx in enumerate(texts):
-        audio, sr, ph = synth.synth(tx, voice, lang, rate=rate, pitch=pitch, pitch_range=prange)
+        if piper:
+            audio, sr, ph = synth.synth(tx, settings["length_scale"], settings["noise_scale"],
+                                        settings["noise_w_scale"])
+        else:
+            audio, sr, ph = synth.synth(tx, settings["voice"], lang, rate=settings["rate"],
+                                        pitch=settings["pitch"], pitch_range=settings["range"])
         audio16 = soxr.resample(audio, sr, SAMPLE_RATE).astype(np.float32)
         dur = len(audio16) / SAMPLE_RATE
         for p in ph:
-            q = Phone(p.label, p.cls, p.start + t, min(p.end, dur) + t, lang)
+            q = Phone(p.label, p.cls, p.start + t, min(p.end, dur) + t, lang, p.stress)
             if q.end > q.start:
                 if phones and phones[-1].cls == "sil" and q.cls == "sil":
                     phones[-1].end = q.end
@@ -54,15 +76,26 @@ def synth_utterance(synth: EspeakSynth, lang: str, rng: np.random.Generator, voi
         t += gap
     audio = np.concatenate(parts)
     phones[-1].end = len(audio) / SAMPLE_RATE
-    meta = {"voice": voice, "rate": rate, "pitch": pitch, "range": prange, "text": " | ".join(texts)}
+    meta = {**settings, "text": " | ".join(texts)}
     return audio, phones, meta
 
 
-def _make_item(out: Path, synth: EspeakSynth, i: int, lang: str, seed: int, augment_prob: float) -> dict:
-    """Utterance ``i``: its audio, teacher curves and manifest record (a function of seed and i)."""
+def _make_item(out: Path, synths: dict, i: int, lang: str, seed: int, augment_prob: float,
+               piper_share: float = 0.0) -> dict:
+    """Utterance ``i``: its audio, teacher curves and manifest record (a function of seed and i).
+
+    English utterances come from Piper with probability ``piper_share`` (its own random stream, so the
+    espeak-ng items of a seed are the same whatever the share).
+    """
     import soundfile as sf
 
     rng = np.random.default_rng([seed, i])
+    use_piper = lang == "en" and piper_share > 0 and np.random.default_rng([seed, i, 7]).random() < piper_share
+    if use_piper and "piper" not in synths:
+        from .piper import PiperSynth
+
+        synths["piper"] = PiperSynth()
+    synth = synths["piper" if use_piper else "espeak"]
     audio, phones, meta = synth_utterance(synth, lang, rng)
     curves = phones_to_curves(phones, num_frames(len(audio)), audio, SAMPLE_RATE)
     audio_aug, aug = augment(audio, rng, augment_prob)
@@ -71,17 +104,17 @@ def _make_item(out: Path, synth: EspeakSynth, i: int, lang: str, seed: int, augm
     np.savez_compressed(out / "curves" / f"{uid}.npz", values=curves.values, fps=np.float64(curves.fps))
     dur = len(audio) / SAMPLE_RATE
     return {"id": uid, "audio": f"wav/{uid}.wav", "curves": f"curves/{uid}.npz", "lang": lang,
-            "source": "espeak-ng", "duration": round(dur, 3), "augment": aug, **meta,
+            "source": "piper" if use_piper else "espeak-ng", "duration": round(dur, 3), "augment": aug, **meta,
             "phones": [p.to_dict() for p in phones]}
 
 
 def _build_part(args) -> list[tuple[int, dict]]:
     """Worker ``part`` of ``parts``: utterances part, part+parts, ... until it holds target/parts seconds."""
-    out, target, langs, seed, augment_prob, part, parts, queue = args
-    synth = EspeakSynth()
+    out, target, langs, seed, augment_prob, piper_share, part, parts, queue = args
+    synths = {"espeak": EspeakSynth()}
     recs, total, i = [], 0.0, part
     while total < target / parts:
-        rec = _make_item(out, synth, i, langs[i % len(langs)], seed, augment_prob)
+        rec = _make_item(out, synths, i, langs[i % len(langs)], seed, augment_prob, piper_share)
         recs.append((i, rec))
         total += rec["duration"]
         if queue is not None:
@@ -91,8 +124,12 @@ def _build_part(args) -> list[tuple[int, dict]]:
 
 
 def build_dataset(outdir: str | os.PathLike, hours: float, langs: tuple[str, ...] = ("en", "ja", "zh"),
-                  seed: int = 0, augment_prob: float = 0.7, progress: bool = True, jobs: int = 1) -> dict:
+                  seed: int = 0, augment_prob: float = 0.7, progress: bool = True, jobs: int = 1,
+                  piper_share: float = 0.0) -> dict:
     """Write ``hours`` of pairs into ``outdir`` (wav/, curves/, manifest.jsonl); returns a summary.
+
+    ``piper_share``: the share of English utterances spoken by Piper's natural voice instead of
+    espeak-ng (needs the optional Piper packages).
 
     Deterministic for a given (seed, jobs): utterance i always comes from the same random stream, but
     espeak-ng keeps a little state between the utterances one process speaks, so the split over worker
@@ -113,7 +150,8 @@ def build_dataset(outdir: str | os.PathLike, hours: float, langs: tuple[str, ...
             def put(d):
                 bar.update(round(d))
 
-        recs = _build_part((out, target, langs, seed, augment_prob, 0, 1, _Bar if bar is not None else None))
+        recs = _build_part((out, target, langs, seed, augment_prob, piper_share, 0, 1,
+                             _Bar if bar is not None else None))
     else:
         import multiprocessing as mp
         import threading
@@ -121,7 +159,7 @@ def build_dataset(outdir: str | os.PathLike, hours: float, langs: tuple[str, ...
         ctx = mp.get_context("spawn")
         with ctx.Manager() as manager, ctx.Pool(jobs) as pool:
             q = manager.Queue()
-            res = pool.map_async(_build_part, [(out, target, langs, seed, augment_prob, w, jobs, q)
+            res = pool.map_async(_build_part, [(out, target, langs, seed, augment_prob, piper_share, w, jobs, q)
                                                for w in range(jobs)])
 
             def drain():
@@ -150,5 +188,9 @@ def build_dataset(outdir: str | os.PathLike, hours: float, langs: tuple[str, ...
     if bar is not None:
         bar.close()
     total = sum(per_lang.values())
+    per_source: dict[str, float] = {}
+    for _, rec in recs:
+        per_source[rec["source"]] = per_source.get(rec["source"], 0.0) + rec["duration"]
     return {"items": len(recs), "seconds": round(total, 1),
+            "per_source_s": {k: round(v, 1) for k, v in sorted(per_source.items())},
             "per_language_s": {k: round(v, 1) for k, v in per_lang.items()}, "manifest": str(manifest)}
