@@ -10,8 +10,16 @@ feeding the same audio in any other pieces.
 Latency of the streaming form: a frame is final once the mel window's
 lookahead (133 ms) and the eGeMAPS hop after it, plus openSMILE's 1 s
 margin, have arrived; eGeMAPS hops are computed in batches of
-``emotion_batch_s`` seconds (default 30 s) to amortise openSMILE's 20 s
-context, so live use should lower it at some cost in speed.
+``emotion_batch_s`` seconds (default 30 s; :func:`infer` uses 60 s) to
+amortise openSMILE's 20 s context, so live use should lower it at some
+cost in speed.
+
+Speed: openSMILE runs in a worker thread (it releases the GIL) while the
+calling thread computes the mel stream of the frames whose eGeMAPS values
+are still being computed (at most ``max_pending_s`` seconds of them are
+held); each frame is finished (eGeMAPS stream, decoder, smoothing) once
+its eGeMAPS values arrive. The numbers do not depend on this schedule
+(beyond float rounding where it moves a chunk boundary).
 """
 
 from __future__ import annotations
@@ -52,24 +60,47 @@ class StreamingEngine:
     """
 
     def __init__(self, model: DualStreamModel, chunk_frames: int = 128, emotion_batch_s: float = 30.0,
-                 mel_cfg: MelConfig = MelConfig(), emotion_cfg: EmotionConfig = EmotionConfig()):
+                 mel_cfg: MelConfig = MelConfig(), emotion_cfg: EmotionConfig = EmotionConfig(),
+                 overlap: bool = True, max_pending_s: float | None = None):
         self.model = model.eval()
         self.cfg = model.cfg
         self.mel_cfg = mel_cfg
         self.emo_cfg = emotion_cfg
         self.chunk_frames = int(chunk_frames)
         self.emotion_batch_hops = max(1, int(round(emotion_batch_s / emotion_cfg.hop_s)))
+        # mel-stream outputs waiting for their eGeMAPS values: 53 KB a frame (default: two batches)
+        pending_s = 2.0 * emotion_batch_s if max_pending_s is None else max_pending_s
+        self.max_pending = max(self.chunk_frames, int(pending_s * mel_cfg.fps))
         self._extractor = EmotionExtractor(emotion_cfg)
+        self._worker = None
+        if overlap:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="a2f-egemaps")
         self.timings = {"mel": 0.0, "emotion": 0.0, "model": 0.0}
         with torch.inference_mode():
             self._terms = {k: v.detach().clone() for k, v in model.stream_terms().items()}
-            self._kernels = model.sequence_kernels(self.chunk_frames, self._terms)
+            self._kernel_cache = {self.chunk_frames: model.sequence_kernels(self.chunk_frames, self._terms)}
             self._alpha = model.smoothing_alpha().detach().numpy().astype(np.float32)
         self.reset()
+
+    def close(self) -> None:
+        """Stop the eGeMAPS worker thread (also done when the engine is garbage-collected)."""
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
+
+    def __del__(self):
+        worker = getattr(self, "_worker", None)
+        if worker is not None:
+            worker.shutdown(wait=False)
 
     # ----------------------------------------------------------------- state
     def reset(self) -> None:
         """Start a new recording: clears audio, features and the smoothing state."""
+        job = getattr(self, "_emo_job", None)
+        if job is not None:            # a batch of the previous recording still running: let it finish unseen
+            job[0].cancel()
         self._audio = np.zeros(0, np.float32)
         self._audio_start = 0          # absolute index of self._audio[0]
         self._total = 0                # samples pushed so far
@@ -77,7 +108,10 @@ class StreamingEngine:
         self._mel_start = -self.cfg.past  # absolute frame index of self._mel[0]
         self._hops = np.zeros(0, np.int64)
         self._hop_vals = np.zeros((0, NUM_FEATURES), np.float32)
-        self._hops_done_upto = 0       # next regular hop (in 10 ms) to compute
+        self._hops_done_upto = 0       # next regular hop (in 10 ms) to compute (or being computed)
+        self._emo_job = None           # (future, hops) of the batch openSMILE is computing
+        self._pending: list[tuple[int, torch.Tensor]] = []  # (first frame, mel-stream output) awaiting eGeMAPS
+        self._mel_done = 0             # next output frame whose mel stream is not computed yet
         self._next = 0                 # next output frame
         self._prev: np.ndarray | None = None
         self._finished = False
@@ -111,33 +145,63 @@ class StreamingEngine:
         self._mel = np.concatenate([self._mel, new]) if len(self._mel) else new
         self.timings["mel"] += time.perf_counter() - t0
 
-    def _update_emotion(self, final: bool) -> None:
+    def _emotion_todo(self, final: bool) -> np.ndarray:
+        """Hops (10 ms units) that can be computed now and are not computed or being computed."""
         c = self.emo_cfg
         if final:
             all_hops = hop_times(self._total, c)
             todo = all_hops[all_hops >= self._hops_done_upto] if len(all_hops) else all_hops
             if len(self._hops):
                 todo = todo[todo > self._hops[-1]]
-        else:
-            # regular hops whose openSMILE margin has fully arrived
-            last_ok = (self._total // CS - c.margin_cs) // c.hop_cs * c.hop_cs
-            first = max(self._hops_done_upto, c.hop_cs)
-            todo = np.arange(first, last_ok + 1, c.hop_cs, dtype=np.int64)
-            if len(todo) < self.emotion_batch_hops:
-                return
-        if len(todo) == 0:
-            return
+            return todo
+        # regular hops whose openSMILE margin has fully arrived
+        last_ok = (self._total // CS - c.margin_cs) // c.hop_cs * c.hop_cs
+        first = max(self._hops_done_upto, c.hop_cs)
+        return np.arange(first, last_ok + 1, c.hop_cs, dtype=np.int64)
+
+    def _compute_hops(self, audio: np.ndarray, audio_start: int, todo: np.ndarray, total: int) -> np.ndarray:
+        """Normalised eGeMAPS values of ``todo`` (runs in the worker thread when there is one)."""
         t0 = time.perf_counter()
         per = self.emotion_batch_hops
-        vals = [self._extractor.compute(self._audio, self._audio_start, todo[i:i + per], self._total)
-                for i in range(0, len(todo), per)]
-        vals = np.concatenate(vals)
+        if len(todo) <= 4 * per:       # the end of a recording: one openSMILE run, no repeated context
+            per = len(todo)
+        vals = np.concatenate([self._extractor.compute(audio, audio_start, todo[i:i + per], total)
+                               for i in range(0, len(todo), per)])
         with torch.inference_mode():
             vals = self.model.normalize_emotion(torch.from_numpy(vals)).numpy()
+        self.timings["emotion"] += time.perf_counter() - t0
+        return vals
+
+    def _collect_emotion(self, wait: bool) -> None:
+        if self._emo_job is None or not (wait or self._emo_job[0].done()):
+            return
+        future, todo = self._emo_job
+        self._emo_job = None
+        vals = future.result()
         self._hops = np.concatenate([self._hops, todo])
         self._hop_vals = np.concatenate([self._hop_vals, vals]) if len(self._hop_vals) else vals
-        self._hops_done_upto = int(todo[-1]) + c.hop_cs
-        self.timings["emotion"] += time.perf_counter() - t0
+
+    def _update_emotion(self, final: bool) -> None:
+        """Collect a finished batch and start the next one (in the worker thread, or here)."""
+        todo = self._emotion_todo(final)
+        # audio arriving faster than openSMILE keeps up: wait, so that memory stays bounded
+        self._collect_emotion(wait=final or len(todo) >= self.emotion_batch_hops)
+        if self._emo_job is not None:
+            return
+        if len(todo) == 0 or not final and len(todo) < self.emotion_batch_hops:
+            return
+        if not final:                  # one batch per job, so that values arrive as they are ready
+            todo = todo[:self.emotion_batch_hops]
+        self._hops_done_upto = int(todo[-1]) + self.emo_cfg.hop_cs
+        args = (self._audio, self._audio_start, todo, self._total)
+        if self._worker is None:
+            from concurrent.futures import Future
+
+            future = Future()
+            future.set_result(self._compute_hops(*args))
+        else:
+            future = self._worker.submit(self._compute_hops, *args)
+        self._emo_job = (future, todo)
 
     def _emotion_ready_upto(self, final: bool) -> int:
         """One past the last frame whose eGeMAPS interpolation is final."""
@@ -149,35 +213,72 @@ class StreamingEngine:
         return int(self._hops[-1]) * self.mel_cfg.fps // 100 + 1
 
     # --------------------------------------------------------------- output
-    def _emit(self, final: bool) -> np.ndarray:
+    def _kernels(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        k = self._kernel_cache.get(n)
+        if k is None:
+            if len(self._kernel_cache) > 8:           # odd sizes of stream ends: keep only the full one
+                self._kernel_cache = {self.chunk_frames: self._kernel_cache[self.chunk_frames]}
+            k = self._kernel_cache[n] = self.model.sequence_kernels(n, self._terms)
+        return k
+
+    def _mel_stage(self, stop: int) -> None:
+        """Mel-stream outputs of frames [mel_done, stop), at most ``max_pending`` ahead of ``next``."""
         c = self.cfg
-        n_total = num_frames(self._total) if final else None
-        mel_end = self._mel_start + len(self._mel)           # mel frames available: [.., mel_end)
-        last_by_mel = mel_end - c.lookahead                  # outputs < this have their mel window
-        last_by_emo = self._emotion_ready_upto(final) - c.lookahead
-        stop = min(last_by_mel, last_by_emo)
-        if final:
-            stop = min(stop, n_total)
-        if stop <= self._next:
-            return np.zeros((0, c.n_blendshapes), np.float32)
-        out = []
-        t = self._next
-        t0 = time.perf_counter()
-        while t < stop:
+        stop = min(stop, self._next + self.max_pending)
+        while self._mel_done < stop:
+            t = self._mel_done
             n = min(self.chunk_frames, stop - t)
             s0 = t - c.past
-            s1 = t + n - 1 + c.lookahead + 1
-            mel = self._mel[s0 - self._mel_start:s1 - self._mel_start]
+            mel = self._mel[s0 - self._mel_start:s0 - self._mel_start + n + c.context - 1]
+            with torch.inference_mode():
+                out = self.model.mel_stream_inference(torch.from_numpy(np.ascontiguousarray(mel)), self._terms,
+                                                      self._kernels(n)[0])
+            self._pending.append((t, out))
+            self._mel_done = t + n
+
+    def _finish_stage(self, stop: int) -> list[np.ndarray]:
+        """Frames of pending chunks that end before ``stop`` (their eGeMAPS values are final)."""
+        c = self.cfg
+        out = []
+        while self._pending and self._pending[0][0] + len(self._pending[0][1]) <= stop:
+            t, mel_out = self._pending.pop(0)
+            n = len(mel_out)
+            s0, s1 = t - c.past, t + n + c.lookahead
             emo = align_to_frames(self._hops, self._hop_vals, np.arange(s0, s1), self.mel_cfg.fps)
             with torch.inference_mode():
-                kernels = self._kernels if n == self.chunk_frames else None
-                raw = self.model.forward_sequence(torch.from_numpy(np.ascontiguousarray(mel)),
-                                                  torch.from_numpy(emo), self._terms, kernels).numpy()
+                emo_out = self.model.emotion_stream_inference(torch.from_numpy(emo), self._terms, self._kernels(n)[1])
+                if emo_out is not None:
+                    raw = self.model.decode_streams(mel_out, emo_out).numpy()
+                else:                  # eGeMAPS sums below float32 range: the whole chunk in float64
+                    mel = self._mel[s0 - self._mel_start:s1 - self._mel_start]
+                    raw = self.model.forward_sequence(torch.from_numpy(np.ascontiguousarray(mel)).double(),
+                                                      torch.from_numpy(emo).double(), self._terms).float().numpy()
             out.append(self._smooth(raw))
-            t += n
-        self._next = stop
+            self._next = t + n
+        return out
+
+    def _emit(self, final: bool) -> np.ndarray:
+        c = self.cfg
+        t0 = time.perf_counter()
+        mel_end = self._mel_start + len(self._mel)           # mel frames available: [.., mel_end)
+        stop_mel = mel_end - c.lookahead                     # outputs < this have their mel window
+        if final:
+            stop_mel = min(stop_mel, num_frames(self._total))
+        out = []
+        while True:
+            self._mel_stage(stop_mel)
+            stop_emo = self._emotion_ready_upto(final and self._emo_job is None) - c.lookahead
+            out += self._finish_stage(stop_emo)
+            if not final or self._mel_done >= stop_mel and not self._pending:
+                break
+            if self._emo_job is not None:    # the end: wait for the last batch, then finish
+                self.timings["model"] += time.perf_counter() - t0
+                self._update_emotion(True)
+                t0 = time.perf_counter()
         self.timings["model"] += time.perf_counter() - t0
         self._trim()
+        if not out:
+            return np.zeros((0, c.n_blendshapes), np.float32)
         return np.concatenate(out).astype(np.float32)
 
     def _smooth(self, raw: np.ndarray) -> np.ndarray:
@@ -216,22 +317,31 @@ class StreamingEngine:
                 self._hop_vals = self._hop_vals[k:]
 
     # ------------------------------------------------------------------ API
-    def push(self, samples: np.ndarray) -> np.ndarray:
-        """Add 16 kHz mono samples; return the (n, 52) frames that became final."""
+    def _append(self, samples: np.ndarray) -> None:
         if self._finished:
             raise RuntimeError("flush() ended this recording; call reset() to start another")
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         if samples.size:
             self._audio = np.concatenate([self._audio, samples]) if len(self._audio) else samples.copy()
             self._total += samples.size
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Add 16 kHz mono samples; return the (n, 52) frames that became final."""
+        self._append(samples)
         self._update_mel(False)
         self._update_emotion(False)
         return self._emit(False)
 
-    def flush(self) -> np.ndarray:
-        """End of recording: return every remaining frame (total = ceil(duration * fps))."""
+    def flush(self, samples: np.ndarray | None = None) -> np.ndarray:
+        """End of recording: return every remaining frame (total = ceil(duration * fps)).
+
+        ``samples``: the recording's last piece, if not pushed yet (``flush(x)`` equals ``push(x)``
+        then ``flush()``, but starts openSMILE on the end before computing the mel stream).
+        """
         if self._finished:
             return np.zeros((0, self.cfg.n_blendshapes), np.float32)
+        if samples is not None:
+            self._append(samples)
         if self._total == 0:
             raise ValueError("no audio was pushed")
         self._update_mel(True)
@@ -274,20 +384,31 @@ def infer(audio: AudioSource, model: DualStreamModel | str | None = None, rate: 
     kept = [] if expression is not None else None  # the decoded clip, for the expression layer's prosody
     done = 0
     with torch_threads(threads):
-        engine = StreamingEngine(model)
-        for block in iter_audio(audio, rate, block_seconds=block_seconds):
-            if cancel is not None and cancel():
-                raise InterruptedError("cancelled")
-            frames.append(engine.push(block))
-            if kept is not None:
-                kept.append(block)
-            done += len(block)
-            if bar is not None:
-                bar.n = round(done / SAMPLE_RATE, 1)
-                bar.refresh()
-            if report is not None and duration:
-                report(min(1.0, done / SAMPLE_RATE / duration))
-        frames.append(engine.flush())
+        # eGeMAPS batches a little shorter than the blocks: each block starts openSMILE on one batch
+        # before the mel stream of the block is computed, so the two overlap
+        engine = StreamingEngine(model, emotion_batch_s=max(3.0, 0.75 * block_seconds),
+                                 max_pending_s=max(30.0, block_seconds))
+        blocks = iter_audio(audio, rate, block_seconds=block_seconds)
+        block = next(blocks, None)
+        try:
+            while block is not None:
+                if cancel is not None and cancel():
+                    raise InterruptedError("cancelled")
+                following = next(blocks, None)
+                # the last block goes in with flush: openSMILE starts on the end at once
+                frames.append(engine.push(block) if following is not None else engine.flush(block))
+                if kept is not None:
+                    kept.append(block)
+                done += len(block)
+                if bar is not None:
+                    bar.n = round(done / SAMPLE_RATE, 1)
+                    bar.refresh()
+                if report is not None and duration:
+                    report(min(1.0, done / SAMPLE_RATE / duration))
+                block = following
+            frames.append(engine.flush())
+        finally:
+            engine.close()
     if timings is not None:
         timings.update(engine.timings)
     if bar is not None:

@@ -151,6 +151,10 @@ class DualStreamModel(nn.Module):
         mel_out = mel_out.reshape(*mel_out.shape[:2], c.d_model)
         ev = terms["ev"].reshape(c.n_heads, c.d_head, c.n_emotion)
         emo_out = torch.einsum("nihf,hdf->nihd", u_bar, ev).reshape(*u_bar.shape[:2], c.d_model) + terms["ec"]
+        return self._decode(mel_out, emo_out)
+
+    def _decode(self, mel_out: torch.Tensor, emo_out: torch.Tensor) -> torch.Tensor:
+        """Stream outputs (N,I,D) -> per-blendshape stream mix, decoder -> raw (N,I) in [0,1]."""
         w = torch.softmax(self.stream_logits / torch.exp(self.log_temperature), dim=1)  # (I,2)
         z = w[None, :, 0:1] * mel_out + w[None, :, 1:2] * emo_out + self.queries[None]
         h = F.gelu(self.dec1(self.norm(z)))                             # (N,I,hidden)
@@ -238,6 +242,11 @@ class DualStreamModel(nn.Module):
         if terms is None:
             with torch.autocast(device_type=mel.device.type, enabled=False):
                 terms = self.stream_terms()
+        if not torch.is_grad_enabled() and mel.device.type == "cpu" and N == 1:
+            outs = self._stream_outputs_inference(mel[0], emotion[0], terms, toeplitz)
+            if outs is not None:
+                out = self._decode(*outs)[None]
+                return out[0] if single else out
         sums = self._sequence_sums(mel, emotion, terms, toeplitz, torch.float32)
         if sums is None:
             sums = self._sequence_sums(mel.double(), emotion.double(), terms, None, torch.float64)
@@ -261,6 +270,104 @@ class DualStreamModel(nn.Module):
         """
         with torch.autocast(device_type=mel.device.type, enabled=False):   # sums of exponentials: never bf16
             return self._sequence_sums_fp(mel, emotion, terms, toeplitz, dtype)
+
+    def _stream_outputs_inference(self, mel, emotion, terms, toeplitz):
+        """Both streams' attended outputs (T, I, D) for one sequence (S, .), float32, no autograd;
+        None when the eGeMAPS sums underflow float32 (the caller then takes the float64 path)."""
+        if toeplitz is None or toeplitz[0].shape[-1] != mel.shape[0] - self.cfg.context + 1 \
+                or toeplitz[0].dtype != torch.float32:
+            toeplitz = self.sequence_kernels(mel.shape[0] - self.cfg.context + 1, terms, torch.float32)
+        emo_out = self.emotion_stream_inference(emotion, terms, toeplitz[1])
+        if emo_out is None:
+            return None
+        return self.mel_stream_inference(mel, terms, toeplitz[0]), emo_out
+
+    def mel_stream_inference(self, mel: torch.Tensor, terms: dict, kernel: torch.Tensor,
+                             block: int = 4) -> torch.Tensor:
+        """The mel stream's attended output (T, I, D) for normalised frames (S, 80), T = S - context + 1.
+
+        Float32 without autograd; the same sums as :meth:`_sequence_sums_fp`, arranged for speed:
+        queries are taken ``block`` at a time so that each block's exponentials stay in cache between
+        being written and being read by its bmm; the row maxima come from each band's min and max
+        (``alpha * x`` is linear in x); rows whose window sums fall below float32 range (digital
+        silence next to speech, under a sharp band weight) are recomputed alone in float64.
+        ``kernel``: ``sequence_kernels(T, terms)[0]``.
+        """
+        c = self.cfg
+        I, H, B, dh = c.n_blendshapes, c.n_heads, c.n_mels, c.d_head
+        S = mel.shape[0]
+        T = S - c.context + 1
+        f32 = torch.float32
+        xm = mel.to(f32).T.contiguous()                                        # (B,S)
+        alpha = terms["mel_alpha"].to(f32).permute(0, 2, 1)[..., None]         # (I,H,B,1)
+        neg_peak = -torch.maximum(alpha * xm.amax(-1, keepdim=True), alpha * xm.amin(-1, keepdim=True))
+        sums = torch.empty((I * H, 2 * B, T), dtype=f32)
+        rows = torch.empty((block, H, 2, B, S), dtype=f32)
+        for q0 in range(0, I, block):
+            q1 = min(I, q0 + block)
+            n, k0, k1 = q1 - q0, q0 * H, q1 * H
+            r = rows[:n]
+            e = r[:, :, 0]
+            torch.addcmul(neg_peak[q0:q1], alpha[q0:q1], xm, out=e)
+            e.exp_()
+            torch.mul(e, xm, out=r[:, :, 1])
+            torch.bmm(r.view(n * H, 2 * B, S), kernel[k0:k1], out=sums[k0:k1])
+        sums = sums.view(I, H, 2, B, T)
+        den, num = sums[:, :, 0], sums[:, :, 1]                                # (I,H,B,T)
+        m = num / den
+        bad = den.amin(dim=-1) < 1e-30                                         # (I,H,B)
+        if bool(bad.any()):
+            i, h, b = bad.nonzero(as_tuple=True)
+            x64 = xm[b].double()                                               # (R,S)
+            a64 = alpha[i, h, b].double() * x64
+            e64 = torch.exp(a64 - a64.amax(dim=-1, keepdim=True))
+            k64 = self.sequence_kernels(1, terms, torch.float64)[0]            # (I*H, L, 1)
+            kern = k64[i * H + h, :, 0][:, None, :]                            # (R,1,L): conv1d correlates
+            both = torch.stack([e64, e64 * x64], dim=1).reshape(1, -1, S)      # (1, 2R, S)
+            out = torch.nn.functional.conv1d(both, kern.repeat_interleave(2, dim=0), groups=2 * len(i))
+            out = out.reshape(len(i), 2, T)
+            m[i, h, b] = (out[:, 1] / out[:, 0]).float()
+        # sum_b pi[i,b] (m * vw[b,h] + vc[b,h]): one bmm per (i,h) over the bands
+        pi = torch.softmax(self.band_logits, dim=1).to(f32)                    # (I,B)
+        vw = terms["vw"].to(f32)                                               # (B,H,dh)
+        wm = (pi[:, None, :, None] * vw.permute(1, 0, 2)[None]).reshape(I * H, B, dh)
+        out = torch.bmm(wm.transpose(1, 2), m.reshape(I * H, B, T))            # (IH,dh,T)
+        out = out.view(I, H, dh, T).permute(3, 0, 1, 2).reshape(T, I, c.d_model)
+        return out + torch.einsum("ib,bhd->ihd", pi, terms["vc"].to(f32)).reshape(I, c.d_model)
+
+    def emotion_stream_inference(self, emotion: torch.Tensor, terms: dict, kernel: torch.Tensor,
+                                 block: int = 4) -> torch.Tensor | None:
+        """The eGeMAPS stream's attended output (T, I, D) for normalised frames (S, 88); float32, no
+        autograd. The values are projected to each head's value space before the window sums (64
+        rows per head instead of 88: the projection is linear, so it commutes with the sums). None
+        if the sums underflow float32. ``kernel``: ``sequence_kernels(T, terms)[1]``."""
+        c = self.cfg
+        I, H, dh = c.n_blendshapes, c.n_heads, c.d_head
+        S = emotion.shape[0]
+        T = S - c.context + 1
+        f32 = torch.float32
+        emo = emotion.to(f32)
+        se = torch.einsum("sf,ihf->ihs", emo, terms["emo_a"].to(f32))          # (I,H,S)
+        se = se - se.amax(dim=-1, keepdim=True)
+        vals = torch.matmul(terms["ev"].to(f32).reshape(H, dh, c.n_emotion), emo.T)   # (H,dh,S)
+        sums = torch.empty((I * H, 1 + dh, T), dtype=f32)
+        rows = torch.empty((block, H, 1 + dh, S), dtype=f32)
+        for q0 in range(0, I, block):
+            q1 = min(I, q0 + block)
+            n, k0, k1 = q1 - q0, q0 * H, q1 * H
+            r = rows[:n]
+            torch.exp(se[q0:q1], out=r[:, :, 0])
+            torch.mul(r[:, :, :1], vals, out=r[:, :, 1:])
+            torch.bmm(r.view(n * H, 1 + dh, S), kernel[k0:k1], out=sums[k0:k1])
+        sums = sums.view(I, H, 1 + dh, T)
+        den = sums[:, :, :1]
+        if float(den.min()) < 1e-30:
+            return None
+        return (sums[:, :, 1:] / den).permute(3, 0, 1, 2).reshape(T, I, c.d_model) + terms["ec"].to(f32)
+
+    def decode_streams(self, mel_out: torch.Tensor, emo_out: torch.Tensor) -> torch.Tensor:
+        """Raw blendshapes (T, 52) from both streams' outputs (T, I, D)."""
+        return self._decode(mel_out, emo_out)
 
     def _sequence_sums_fp(self, mel, emotion, terms, toeplitz, dtype):
         c = self.cfg
