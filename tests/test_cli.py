@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from a2f_core.features.mel import num_frames
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -118,3 +120,31 @@ def test_bench_hours_mode_reports_rss_marks():
     for key in ("rss_mb_at_10pct", "rss_mb_at_50pct", "rss_mb_at_100pct", "rss_growth_10_to_100_mb", "rtf"):
         assert key in d
     assert d["frames"] == 1800
+
+
+def test_infer_folder_in_worker_processes_reports_a_broken_file_and_goes_on(wav, checkpoint, speech, tmp_path):
+    src = tmp_path / "takes"
+    src.mkdir()
+    sf.write(src / "a.wav", speech[:20000], 16000)
+    sf.write(src / "b.flac", speech[:30000], 16000)
+    (src / "c.wav").write_text("not audio")
+    (src / "notes.txt").write_text("ignored: not an audio file")
+    out = tmp_path / "curves"
+    r = cli("infer", src, "-o", out, "--jobs", "2", "--checkpoint", checkpoint, "--no-procedural")
+    assert r.returncode == 2
+    assert sorted(p.name for p in out.iterdir()) == ["a.csv", "b.csv"]
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "c.wav" in errors[0] and "Traceback" not in r.stderr
+    assert len(list(csv.reader(open(out / "b.csv")))) - 1 == num_frames(30000)
+    # a glob gives the same files; existing outputs are kept unless --overwrite
+    r = cli("infer", str(src / "*.wav"), "-o", out, "--checkpoint", checkpoint, "-q")
+    assert r.returncode == 2 and "already exists" in r.stderr
+    r = cli("infer", str(src / "[ab].*"), "-o", out, "--checkpoint", checkpoint, "--overwrite", "-q",
+            "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert (out / "a.json").exists() and (out / "b.json").exists()
+
+
+def test_infer_empty_folder_is_one_line_error(tmp_path):
+    r = cli("infer", tmp_path, "-o", tmp_path / "out")
+    assert r.returncode == 2 and r.stderr.startswith("error:") and "no audio files" in r.stderr
