@@ -190,8 +190,8 @@ class StreamingEngine:
             return
         if len(todo) == 0 or not final and len(todo) < self.emotion_batch_hops:
             return
-        if not final:                  # one batch per job, so that values arrive as they are ready
-            todo = todo[:self.emotion_batch_hops]
+        if not final:                  # whole batches only; what is left waits for the next push
+            todo = todo[:len(todo) // self.emotion_batch_hops * self.emotion_batch_hops]
         self._hops_done_upto = int(todo[-1]) + self.emo_cfg.hop_cs
         args = (self._audio, self._audio_start, todo, self._total)
         if self._worker is None:
