@@ -56,8 +56,9 @@ def infer_files(inputs: list[Path], outdir: Path, spec: str = "", fmt: str | Non
 
     if not inputs:
         raise A2FError(f"{spec}: no audio files found ({', '.join(AUDIO_SUFFIXES)})")
-    if outdir.exists() and not outdir.is_dir():
-        raise OutputError(f"{outdir}: several inputs need an output folder, not a file")
+    if outdir.exists() and not outdir.is_dir() or not outdir.exists() and outdir.suffix.lower() in (
+            ".csv", ".json", ".npz"):
+        raise OutputError(f"{outdir}: {spec} names several inputs; give an output folder, not a file")
     if not outdir.parent.exists():
         raise OutputError(f"{outdir.parent}: output folder does not exist")
     fmt = fmt or "csv"

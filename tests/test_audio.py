@@ -4,6 +4,7 @@ import soundfile as sf
 
 from a2f_core.audio import SAMPLE_RATE, audio_info, iter_audio, load_audio
 from a2f_core.errors import AudioError
+from tests.troubleshooting import rows
 
 
 def tone(seconds=1.0, rate=16000, freq=440.0):
@@ -11,6 +12,8 @@ def tone(seconds=1.0, rate=16000, freq=440.0):
     return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
+@rows(('8 / 11.025 / 22.05 / 44.1 / 48 / 96 kHz',
+       'resampled to 16 kHz (soxr); length and pitch kept'))
 @pytest.mark.parametrize("rate", [8000, 11025, 22050, 44100, 48000, 96000])
 def test_any_rate_becomes_16k_with_same_duration(tmp_path, rate):
     p = tmp_path / f"t{rate}.wav"
@@ -23,6 +26,8 @@ def test_any_rate_becomes_16k_with_same_duration(tmp_path, rate):
     assert abs(np.argmax(spec) * SAMPLE_RATE / 16000 - 440) < 3
 
 
+@rows(('stereo, 6 channels',
+       'downmixed to mono'))
 def test_stereo_and_multichannel_are_downmixed(tmp_path):
     left = tone(1.0)
     data = np.stack([left, np.zeros_like(left)], axis=1)
@@ -35,6 +40,8 @@ def test_stereo_and_multichannel_are_downmixed(tmp_path):
     np.testing.assert_allclose(load_audio(tmp_path / "six.wav"), left, atol=1e-4)
 
 
+@rows(('24-bit PCM and float WAV, FLAC, OGG Vorbis',
+       'read as any other file'))
 @pytest.mark.parametrize("fmt,subtype", [("WAV", "PCM_24"), ("WAV", "FLOAT"), ("FLAC", "PCM_16"), ("OGG", "VORBIS")])
 def test_formats(tmp_path, fmt, subtype):
     p = tmp_path / f"t.{fmt.lower()}"
@@ -66,6 +73,14 @@ def test_file_blocks_match_whole_file(tmp_path):
     assert abs(sum(len(b) for b in blocks) - 64000) <= 2
 
 
+@rows(('missing file, a folder given as a file',
+       '`error: <path>: no such file` / `is a directory, not an audio file`'),
+      ('empty (0-byte) file, a text file renamed `.wav`',
+       '`error: <path>: file is empty (0 bytes)` / `not a readable audio file (...)`'),
+      ('audio with zero samples',
+       '`error: <path>: audio has zero length`'),
+      ('NaN or infinite samples in a file',
+       '`error: <path>: audio contains NaN or infinite samples; re-export it as plain PCM`'))
 def test_bad_inputs_raise_one_line_errors(tmp_path):
     cases = {}
     cases["missing"] = tmp_path / "nope.wav"
@@ -91,6 +106,8 @@ def test_bad_inputs_raise_one_line_errors(tmp_path):
         assert "\n" not in msg and str(path.name) in msg, (name, msg)
 
 
+@rows(('NaN / inf or no samples in an array (Python API)',
+       '`AudioError`: the same one line'))
 def test_nan_and_inf_arrays_are_refused():
     for bad in (np.nan, np.inf, -np.inf):
         x = np.zeros(1000, np.float32)
@@ -107,6 +124,10 @@ def test_audio_info(tmp_path):
     assert audio_info(p) == (1.0, 22050, 2)
 
 
+@rows(('a WAV cut short (download broke off)',
+       'the samples that are there are used'),
+      ('a WAV header without data',
+       '`error: <path>: not a readable audio file (...)`'))
 def test_truncated_and_header_only_files(tmp_path):
     full = tmp_path / "full.wav"
     sf.write(full, tone(2.0), 16000)

@@ -14,6 +14,7 @@ from a2f_core.arkit import ARKIT_NAMES  # noqa: E402
 from a2f_core.demo import example_path  # noqa: E402
 from blender_addon.bake import BakeOptions, compute, prepare  # noqa: E402
 from blender_addon.strips import BakeInputError  # noqa: E402
+from tests.troubleshooting import rows  # noqa: E402
 
 ADDON = "blender_addon"
 
@@ -157,6 +158,8 @@ def test_other_scene_rates(speech, fps, base):
     assert np.all(np.diff(f) == 1)
 
 
+@rows(('Blender: packed sound',
+       'baked from the packed data, the same as from the file'))
 def test_packed_sound_bakes_the_same(tmp_path):
     ob = rig(ARKIT_NAMES)
     strip = add_strip()
@@ -168,6 +171,14 @@ def test_packed_sound_bakes_the_same(tmp_path):
     np.testing.assert_allclose(a.values, b.values, atol=1e-5)
 
 
+@rows(('Blender: no sound strip, several without a choice',
+       'refused: `no sound strip in the scene: add the voice recording ...` / `several sound strips: pick one ...`'),
+      ('Blender: muted strip, volume 0',
+       "refused: `strip '...' is muted: unmute it ...` / `has volume 0: raise it ...`"),
+      ("Blender: strip's file moved",
+       "`sound file of strip '...' not found at ...: relink it (File > External Data > Find Missing Files) or pack it`"),
+      ('Blender: mesh without shape keys, none of the 52 names, not a mesh',
+       'refused with the reason; nothing in the scene changes'))
 def test_refusals_have_clear_messages(tmp_path):
     ob = rig(ARKIT_NAMES)
     with pytest.raises(BakeInputError, match="no sound strip in the scene"):
@@ -177,6 +188,15 @@ def test_refusals_have_clear_messages(tmp_path):
     with pytest.raises(BakeInputError, match="muted"):
         prepare(bpy.context, Opts(obj=ob.name))
     strip.mute = False
+    strip.volume = 0.0
+    with pytest.raises(BakeInputError, match="volume 0"):
+        prepare(bpy.context, Opts(obj=ob.name))
+    strip.volume = 1.0
+    second = add_strip(name="voice 2", frame=400)
+    bpy.context.scene.sequence_editor.active_strip = None
+    with pytest.raises(BakeInputError, match="several sound strips"):
+        prepare(bpy.context, Opts(obj=ob.name))
+    bpy.context.scene.sequence_editor.strips.remove(second)
     bare = rig([], name="bare")
     with pytest.raises(BakeInputError, match="no shape keys"):
         prepare(bpy.context, Opts(obj=bare.name))
@@ -200,6 +220,8 @@ def test_refusals_have_clear_messages(tmp_path):
     assert bare.data.shape_keys is None and not bpy.data.actions
 
 
+@rows(('Blender: shape keys already use your own action',
+       'refused unless *Replace Existing Action* (your action is then kept with a fake user)'))
 def test_rebake_replaces_only_its_own_action():
     ob = rig(ARKIT_NAMES)
     add_strip()
@@ -229,6 +251,8 @@ def _snapshot():
              if o.type == "MESH" and o.data.shape_keys})
 
 
+@rows(('Blender: Esc during a bake',
+       'cancelled: actions, assignments and shape-key values are as they were'))
 def test_cancel_leaves_the_scene_as_it_was():
     ob = rig(ARKIT_NAMES)
     add_strip()
@@ -284,3 +308,21 @@ def test_one_undo_step_and_keying_is_foreach_fast():
     write_action(ob.data.shape_keys, "speed", np.arange(1800), vals, {n: [n] for n in ARKIT_NAMES})
     print(f"keying 52 x 1800: {time.perf_counter() - t0:.4f} s")
     assert "UNDO" in bpy.types.A2F_OT_bake_face.bl_options
+
+
+@rows(("Blender: a mesh linked from a library", "refused: `mesh '...' is linked from a library: make it local or use a library override ...`"))
+def test_linked_mesh_is_refused_and_left_alone(tmp_path):
+    ob = rig(ARKIT_NAMES, name="libface")
+    lib = tmp_path / "lib.blend"
+    bpy.data.libraries.write(str(lib), {ob}, fake_user=True)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    addon_utils.enable(ADDON, default_set=True)
+    with bpy.data.libraries.load(str(lib), link=True) as (src, dst):
+        dst.objects = ["libface"]
+    linked = dst.objects[0]
+    bpy.context.scene.collection.objects.link(linked)
+    add_strip()
+    assert linked.library is not None
+    with pytest.raises(BakeInputError, match="linked from a library"):
+        prepare(bpy.context, Opts(obj=linked.name))
+    assert linked.data.shape_keys.animation_data is None and not bpy.data.actions

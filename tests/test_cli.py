@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from a2f_core.features.mel import num_frames
+from tests.troubleshooting import rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,6 +28,8 @@ def wav(tmp_path_factory, speech):
     return p
 
 
+@rows(('spaces and non-ASCII in the path, a stereo file',
+       'read and written as usual'))
 def test_infer_writes_csv_with_54_columns(wav, checkpoint, tmp_path):
     out = tmp_path / "out.csv"
     r = cli("infer", wav, "-o", out, "--checkpoint", checkpoint)
@@ -45,6 +48,8 @@ def test_infer_other_formats(wav, checkpoint, tmp_path, args, suffix):
     assert out.stat().st_size > 1000
 
 
+@rows(('output file exists',
+       'refused unless `--overwrite`; outputs are written to a temporary file and renamed'))
 def test_refuses_to_overwrite_without_flag(wav, checkpoint, tmp_path):
     out = tmp_path / "keep.csv"
     out.write_text("precious")
@@ -65,10 +70,11 @@ def _bad_inputs(tmp_path, wav):
     x = np.zeros(16000, np.float32)
     x[10] = np.nan
     sf.write(nan, x, 16000, subtype="FLOAT")
-    return {"missing": tmp_path / "missing.wav", "directory": tmp_path, "empty": empty, "text": text,
-            "zero length": zero, "nan": nan}
+    return {"missing": tmp_path / "missing.wav", "empty": empty, "text": text, "zero length": zero, "nan": nan}
 
 
+@rows(('any unusable audio on the command line',
+       'one line `error: ...`, exit code 2, no traceback, no output file'))
 def test_bad_inputs_give_one_line_and_nonzero_exit(wav, checkpoint, tmp_path):
     for name, path in _bad_inputs(tmp_path, wav).items():
         out = tmp_path / f"{name}.csv"
@@ -79,6 +85,8 @@ def test_bad_inputs_give_one_line_and_nonzero_exit(wav, checkpoint, tmp_path):
         assert "Traceback" not in r.stderr and not out.exists()
 
 
+@rows(('command line: bad output name or checkpoint',
+       'one line `error: ...` naming it, exit code 2'))
 def test_bad_outputs_and_checkpoints(wav, checkpoint, tmp_path):
     cases = [(("-o", tmp_path / "x.txt", "--checkpoint", checkpoint), "unknown output format"),
              (("-o", tmp_path / "no" / "x.csv", "--checkpoint", checkpoint), "does not exist"),
@@ -122,6 +130,8 @@ def test_bench_hours_mode_reports_rss_marks():
     assert d["frames"] == 1800
 
 
+@rows(('a folder or glob of takes with a broken file (`--jobs N`)',
+       'one error line for that file; the others are written; exit code 2'))
 def test_infer_folder_in_worker_processes_reports_a_broken_file_and_goes_on(wav, checkpoint, speech, tmp_path):
     src = tmp_path / "takes"
     src.mkdir()
@@ -145,6 +155,11 @@ def test_infer_folder_in_worker_processes_reports_a_broken_file_and_goes_on(wav,
     assert (out / "a.json").exists() and (out / "b.json").exists()
 
 
+@rows(('a folder without audio files, or a file name as the output of a folder',
+       '`error: <folder>: no audio files found (...)` / `give an output folder, not a file`'))
 def test_infer_empty_folder_is_one_line_error(tmp_path):
     r = cli("infer", tmp_path, "-o", tmp_path / "out")
     assert r.returncode == 2 and r.stderr.startswith("error:") and "no audio files" in r.stderr
+    sf.write(tmp_path / "a.wav", np.zeros(1600, np.float32), 16000)
+    r = cli("infer", tmp_path, "-o", tmp_path / "curves.csv")      # a folder in, a file name out
+    assert r.returncode == 2 and "give an output folder" in r.stderr and not (tmp_path / "curves.csv").exists()

@@ -7,6 +7,7 @@ import pytest
 from a2f_core.arkit import ARKIT_NAMES, canonical_name
 from a2f_core.curves import BlendshapeCurves
 from a2f_core.errors import OutputError
+from tests.troubleshooting import rows
 
 
 def sample(T=45, fps=30.0):
@@ -73,6 +74,8 @@ def test_resample_keeps_duration_and_shape(fps):
     np.testing.assert_allclose(c.channel("jawOpen"), expected, atol=0.01)
 
 
+@rows(('output folder missing, unknown extension, a folder as the output',
+       '`error: ...: output folder does not exist` / `unknown output format` / `is a directory`'))
 def test_write_errors_are_clear_and_leave_no_temp_files(tmp_path):
     c = sample()
     with pytest.raises(OutputError, match="unknown output format"):
@@ -88,3 +91,16 @@ def test_json_layout(tmp_path):
     c = sample(T=3)
     d = json.loads(c.save(tmp_path / "c.json").read_text())
     assert d["fps"] == 30.0 and d["names"] == list(ARKIT_NAMES) and len(d["frames"]) == 3
+
+
+@rows(("no write permission on the output", "`error: <path>: no permission to write here`; nothing is left behind"))
+def test_no_permission_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    import os
+
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", refuse)   # as root, mode bits would not stop the write
+    with pytest.raises(OutputError, match="no permission to write here"):
+        sample().save(tmp_path / "c.csv")
+    assert list(tmp_path.iterdir()) == []

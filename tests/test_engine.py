@@ -5,6 +5,7 @@ import torch
 from a2f_core.arkit import ARKIT_NAMES
 from a2f_core.engine import StreamingEngine, infer, infer_naive, torch_threads
 from a2f_core.features.mel import num_frames
+from tests.troubleshooting import rows
 
 
 def test_engine_equals_naive_per_frame_forward(model, speech):
@@ -98,6 +99,8 @@ def test_output_covers_duration_at_30fps_and_stays_in_range(model, speech):
     assert c.values.min() >= 0 and c.values.max() <= 1
 
 
+@rows(('digital silence, very short clips (< 0.1 s)',
+       'valid: one frame per 1/30 s, finite values'))
 def test_silence_and_tiny_inputs(model):
     c = infer(np.zeros(16000, np.float32), model, rate=16000)
     assert len(c) == 30 and np.isfinite(c.values).all()
@@ -137,6 +140,8 @@ def test_progress_and_cancel(model, speech):
         infer(speech, model, rate=16000, block_seconds=1, cancel=lambda: True)
 
 
+@rows(('a 1-hour file or a live stream',
+       'memory stays flat: the engine keeps about a minute of audio and features, whatever the length'))
 def test_memory_kept_is_bounded(model):
     """The engine keeps ~21 s of audio and one window of features, however long the input."""
     eng = StreamingEngine(model, emotion_batch_s=10)
@@ -149,3 +154,16 @@ def test_memory_kept_is_bounded(model):
         assert len(eng._mel) <= 256 + 16000 * (1 + 2 * 10 + 5) // 533
         assert sum(len(m) for _, m in eng._pending) <= eng.max_pending
         assert len(eng._hops) <= 200
+
+
+@rows(("full-scale clipping, a DC offset", "valid: curves close to those of the clean clip"))
+def test_clipping_and_dc_offset_degrade_gracefully(shipped, speech):
+    x = speech[:16000 * 4]
+    clean = infer(x, shipped, rate=16000).values
+    clipped = infer(np.clip(8.0 * x, -1.0, 1.0), shipped, rate=16000).values
+    dc = infer(np.clip(x + 0.2, -1.0, 1.0), shipped, rate=16000).values
+    for got in (clipped, dc):
+        assert got.shape == clean.shape and np.isfinite(got).all() and got.min() >= 0 and got.max() <= 1
+        jaw = ARKIT_NAMES.index("jawOpen")
+        assert np.corrcoef(got[:, jaw], clean[:, jaw])[0, 1] > 0.7
+    assert np.abs(dc - clean).mean() < 0.05

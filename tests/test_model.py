@@ -4,6 +4,7 @@ import torch
 
 from a2f_core.errors import CheckpointError, NoModelError
 from a2f_core.model import DualStreamModel, ModelConfig, load_checkpoint, save_checkpoint
+from tests.troubleshooting import rows
 
 
 def windows(n=3, seed=0):
@@ -82,6 +83,8 @@ def test_checkpoint_roundtrip(model, tmp_path):
     assert torch.equal(loaded.mel_mean, model.mel_mean)
 
 
+@rows(('checkpoint missing, corrupt, of another format version or other blendshape names',
+       '`error: ...: checkpoint not found` / `not a readable a2f_core checkpoint` / `format version N is not supported`'))
 def test_bad_checkpoints_are_refused(model, tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
@@ -103,6 +106,8 @@ def test_bad_checkpoints_are_refused(model, tmp_path):
         load_checkpoint(p)
 
 
+@rows(('a checkpoint carrying pickled code',
+       'refused: checkpoints load with `weights_only=True`, nothing in them runs'))
 def test_pickled_code_is_never_loaded(tmp_path):
     class Evil:
         def __reduce__(self):
@@ -114,6 +119,8 @@ def test_pickled_code_is_never_loaded(tmp_path):
         load_checkpoint(p)
 
 
+@rows(('no trained model installed',
+       '`error: no trained model is installed; pass --checkpoint PATH`'))
 def test_no_default_model_is_a_clear_error(monkeypatch):
     import a2f_core.model.checkpoint as ck
 
@@ -122,6 +129,8 @@ def test_no_default_model_is_a_clear_error(monkeypatch):
         ck.load_checkpoint(None)
 
 
+@rows(('the shipped model altered on disk',
+       'refused: its sha256 does not match the one shipped beside it'))
 def test_shipped_model_is_verified_by_checksum(model, tmp_path, monkeypatch):
     import a2f_core.model.checkpoint as ck
 
@@ -137,6 +146,8 @@ def test_shipped_model_is_verified_by_checksum(model, tmp_path, monkeypatch):
         ck.load_checkpoint(None)
 
 
+@rows(('no network (render farm, air-gapped studio)',
+       'nothing is downloaded: inference never opens a socket'))
 def test_inference_opens_no_network_connection(model, speech, monkeypatch):
     import socket
 
