@@ -162,6 +162,21 @@ def _cmd_teach_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_teach_facegood(args: argparse.Namespace) -> int:
+    from .errors import A2FError
+    from .train.facegood import mapping_report
+
+    folder = Path(args.data) / "facegood"
+    if not folder.is_dir():
+        raise A2FError(f"{folder}: no such folder")
+    rows = mapping_report(folder)
+    print("| ARKit | FACEGOOD channel(s) | mean | active | r with loudness |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['arkit']} | {r['facegood']} | {r['mean']} | {r['active']} | {r['r_loudness']} |")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import fields
 
@@ -277,6 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     pbd.add_argument("--overwrite", action="store_true")
     pbd.add_argument("-q", "--quiet", action="store_true")
     pbd.set_defaults(func=_cmd_teach_build)
+
+    pf = tsub.add_parser("facegood", help="the FACEGOOD -> ARKit mapping, with each channel's correlation "
+                                         "to loudness")
+    pf.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"),
+                    help="data folder with facegood/ (default: ../shared/data)")
+    pf.set_defaults(func=_cmd_teach_facegood)
 
     pe = sub.add_parser("eval", help="quality measures on held-apart dev clips vs baselines")
     pe.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"),

@@ -191,3 +191,31 @@ def test_piper_alignment_marks_become_phones():
     assert phones[2].stress == 1 and phones[4].stress == 0
     assert phones[0].start == 0 and phones[-1].end == 1.95       # every sample belongs to a phone
     assert all(a.end == b.start for a, b in zip(phones, phones[1:]))
+
+
+def test_pocketsphinx_alignment_matches_the_clips_own_phone_timings():
+    """Our alignment of speech_en/ against its transcripts agrees with the alignments shipped with the
+    clips (pocketsphinx's own test data): the same phones, starts within 20 ms."""
+    import json
+    from pathlib import Path
+
+    from a2f_core.audio import load_audio
+    from a2f_core.teacher.align import align_english
+
+    data = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speech_en"
+    clips = sorted(data.glob("sense_and_sensibility_*.phones.json"))
+    if not clips:
+        pytest.skip("shared/data/speech_en is not here")
+    same, close, n = 0, 0, 0
+    for ref_path in clips:
+        stem = ref_path.name.removesuffix(".phones.json")
+        ref = [(p["t"], p["b"]) for w in json.loads(ref_path.read_text())["w"] for p in w["w"] if p["t"] != "SIL"]
+        ours = [(p.label.upper().rstrip("0123456789"), p.start)
+                for p in align_english(load_audio(data / f"{stem}.wav"), (data / f"{stem}.txt").read_text())
+                if p.cls != "sil"]
+        assert abs(len(ref) - len(ours)) <= 2, stem
+        for (a, ta), (b, tb) in zip(ref, ours):
+            n += 1
+            same += a == b
+            close += abs(ta - tb) <= 0.02
+    assert n >= 100 and same / n >= 0.9 and close / n >= 0.9, (same / n, close / n)

@@ -134,3 +134,17 @@ def test_batched_sequence_and_closed_form_smoothing_match_per_stretch():
             m.reset_temporal_state()
             steps = torch.stack([m.apply_temporal_smoothing(batched[i, t:t + 1])[0] for t in range(batched.shape[1])])
             assert torch.allclose(steps, y[i], atol=1e-6)
+
+
+def test_facegood_mapping_report_shows_the_jaw_moving_with_the_voice():
+    from pathlib import Path
+
+    from a2f_core.train.facegood import MAPPING, mapping_report
+
+    folder = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "facegood"
+    if not folder.is_dir():
+        pytest.skip("shared/data/facegood is not here")
+    rows = {r["arkit"]: r for r in mapping_report(folder)}
+    assert set(rows) == set(MAPPING)
+    assert rows["jawOpen"]["r_loudness"] > 0.5 and rows["jawOpen"]["active"] > 0.2
+    assert rows["jawOpen"]["r_loudness"] > rows["mouthPucker"]["r_loudness"]   # lip shapes are not loudness

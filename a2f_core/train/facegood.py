@@ -76,3 +76,32 @@ def load_facegood(folder: str | Path, clips=CLIPS, weight: float = 1.0) -> list[
         values, mask = to_arkit(np.asarray(labels, np.float64), names)
         items.append(TrainItem(str(folder / f"{clip}.wav"), values, mask, weight, "zh", "facegood", {"id": clip}))
     return items
+
+
+def mapping_report(folder: str | Path, clips=CLIPS) -> list[dict]:
+    """Per mapped ARKit channel: its FACEGOOD source, mean, share of frames active (> 0.05) and the
+    Pearson r of the channel with the clip's loudness envelope (all clips pooled), the check that a
+    mapping moves with speech at all (jaw-like channels should correlate, lip shapes less)."""
+    from ..audio import load_audio
+    from ..eval import pearson, rms_baseline
+
+    folder = Path(folder)
+    names = column_names(folder)
+    vals, loud = [], []
+    for item in load_facegood(folder, clips):
+        audio = load_audio(item.audio)
+        n = min(len(item.target), int(np.ceil(len(audio) * 30 / 16000)))
+        vals.append(item.target[:n])
+        loud.append(rms_baseline(audio, n).values[:, INDEX["jawOpen"]])
+    v, e = np.concatenate(vals), np.concatenate(loud)
+    mask = to_arkit(np.zeros((1, len(names))), names)[1]
+    out = []
+    for arkit, sources in MAPPING.items():
+        k = INDEX[arkit]
+        if not mask[k]:
+            continue
+        col = v[:, k]
+        out.append({"arkit": arkit, "facegood": "+".join(sources), "mean": round(float(col.mean()), 3),
+                    "active": round(float((col > 0.05).mean()), 3),
+                    "r_loudness": round(pearson(col, e), 3) if col.std() > 0 else None})
+    return out
