@@ -8,7 +8,9 @@ demo   setup, then bakes the bundled speech clip to curves + a plot in out/demo/
 build  setup, then the Blender extension: dist/face_from_audio-<version>-<platform>.zip
        (``build --platform linux-x64`` for one platform; default linux-x64, windows-x64, macos-arm64)
 train  setup, then the default model's recipe: teacher data -> training -> dev evaluation in out/train/
-       (``train --hours H --steps N --seed S --install`` copies the result into a2f_core/weights/)
+       (``train --hours H --steps N --seed S --install`` copies the result into a2f_core/weights/;
+       ``--piper SHARE`` natural-voice English, ``--real`` pseudo-labelled real English, ``--init CKPT``
+       continues a model, ``--name`` the run folder)
 """
 
 from __future__ import annotations
@@ -244,8 +246,11 @@ def train(rest: list[str]) -> int:
     if rc:
         return rc
     if args.install:
-        shutil.copy(out / "last.pt", ROOT / "a2f_core" / "weights" / "default.pt")
-        print(f"installed {out / 'last.pt'} as a2f_core/weights/default.pt")
+        target = ROOT / "a2f_core" / "weights" / "default.pt"
+        shutil.copy(out / "last.pt", target)
+        digest = hashlib.sha256(target.read_bytes()).hexdigest()
+        target.with_name("default.pt.sha256").write_text(f"{digest}  default.pt\n")   # checked at every load
+        print(f"installed {out / 'last.pt'} as a2f_core/weights/default.pt (sha256 {digest[:12]}...)")
     return 0
 
 
