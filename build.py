@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """One entry point: ``python build.py setup | test | demo | build``.
 
-setup  creates .venv, installs espeak-ng (apt, when missing), the pinned dependencies and a2f_core
+setup  creates .venv, installs espeak-ng and festival (apt, when missing), the pinned dependencies and a2f_core
 test   setup, then the test suite (pytest)
 demo   setup, then bakes the bundled speech clip to curves + a plot in out/demo/, and in Blender
        onto the demo head: out/demo/demo.blend and rendered frames
@@ -43,20 +43,27 @@ def _fingerprint() -> str:
     return h.hexdigest()
 
 
+TEACHER_APT = ["espeak-ng", "festival", "festvox-us-slt-hts"]
+
+
 def system_packages() -> None:
-    """espeak-ng (the teacher's synthesizer); optional for the engine, so failure only warns."""
+    """espeak-ng and festival with its slt HTS voice (the teacher's synthesizers); optional for the
+    engine, so failure only warns."""
     import ctypes.util
 
-    if ctypes.util.find_library("espeak-ng") or os.name != "posix" or not shutil.which("apt-get"):
+    have = ctypes.util.find_library("espeak-ng") and shutil.which("festival") and \
+        Path("/usr/share/festival/voices/us/cmu_us_slt_arctic_hts").is_dir()
+    if have or os.name != "posix" or not shutil.which("apt-get"):
         return
     sudo = [] if os.geteuid() == 0 else (["sudo", "-n"] if shutil.which("sudo") else None)
     if sudo is None:
-        print("note: espeak-ng is not installed (teacher commands need it): apt-get install espeak-ng", flush=True)
+        print(f"note: the teacher's synthesizers are not installed: apt-get install {' '.join(TEACHER_APT)}",
+              flush=True)
         return
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     if run([*sudo, "apt-get", "update", "-qq"], env=env) or \
-            run([*sudo, "apt-get", "install", "-y", "-qq", "espeak-ng"], env=env):
-        print("note: could not install espeak-ng; teacher commands will not work", flush=True)
+            run([*sudo, "apt-get", "install", "-y", "-qq", *TEACHER_APT], env=env):
+        print(f"note: could not install {', '.join(TEACHER_APT)}; teacher commands will not work", flush=True)
 
 
 def setup() -> int:
@@ -209,6 +216,8 @@ def train(rest: list[str]) -> int:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="FACEGOOD/dev data folder")
     ap.add_argument("--piper", type=float, default=0.0, metavar="SHARE",
                     help="share of English teacher clips in Piper's natural voice (installs piper-tts)")
+    ap.add_argument("--festival", type=float, default=0.0, metavar="SHARE",
+                    help="share of English teacher clips in festival's slt HTS voice")
     ap.add_argument("--real", action="store_true",
                     help="add the pseudo-labelled real speech of speech_more/en (training speakers only)")
     ap.add_argument("--init", help="start from this checkpoint (e.g. a2f_core/weights/default.pt)")
@@ -227,7 +236,7 @@ def train(rest: list[str]) -> int:
     teach = out / "teach"
     if not (teach / "manifest.jsonl").exists():
         rc = run([PY, "-m", "a2f_core", "teach", "build", teach, "--hours", args.hours, "--seed", args.seed + 1,
-                  "--piper", args.piper, "--jobs", args.jobs])
+                  "--piper", args.piper, "--festival", args.festival, "--jobs", args.jobs])
         if rc:
             return rc
     cmd = [PY, "-m", "a2f_core", "train", "--manifest", teach / "manifest.jsonl", "--out", out,

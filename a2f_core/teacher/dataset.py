@@ -30,19 +30,33 @@ def _piper_settings(rng: np.random.Generator) -> dict:
             "noise_w_scale": round(float(rng.uniform(0.5, 1.0)), 3)}
 
 
+def _festival_settings(rng: np.random.Generator) -> dict:
+    return {"voice": "festival-slt", "stretch": round(float(rng.uniform(0.8, 1.3)), 3)}
+
+
+def engine_of(synth) -> str:
+    """'espeak-ng', 'piper' or 'festival' for a synthesizer object."""
+    if isinstance(synth, EspeakSynth):
+        return "espeak-ng"
+    from .festival import FestivalSynth
+
+    return "festival" if isinstance(synth, FestivalSynth) else "piper"
+
+
 def synth_utterance(synth, lang: str, rng: np.random.Generator, voice: str | None = None,
                     text: str | None = None) -> tuple[np.ndarray, list[Phone], dict]:
     """1-3 sentences joined by pauses, as 16 kHz audio with timed phones.
 
-    ``synth``: an :class:`EspeakSynth` (any language) or a :class:`~a2f_core.teacher.piper.PiperSynth`
-    (English).
+    ``synth``: an :class:`EspeakSynth` (any language), a :class:`~a2f_core.teacher.piper.PiperSynth`
+    or a :class:`~a2f_core.teacher.festival.FestivalSynth` (both English).
     """
     import soxr
 
-    piper = not isinstance(synth, EspeakSynth)
-    if piper and lang != "en":
-        raise ValueError("the Piper voice speaks English only")
-    settings = _piper_settings(rng) if piper else _espeak_settings(lang, rng, voice)
+    engine = engine_of(synth)
+    if engine != "espeak-ng" and lang != "en":
+        raise ValueError(f"the {engine} voice speaks English only")
+    settings = {"piper": _piper_settings, "festival": _festival_settings}[engine](rng) if engine != "espeak-ng" \
+        else _espeak_settings(lang, rng, voice)
     texts = [text] if text else [sentence(lang, rng) for _ in range(int(rng.integers(1, 4)))]
     parts, phones, t = [], [], 0.0
     lead = float(rng.uniform(0.1, 0.6))
@@ -50,9 +64,11 @@ def synth_utterance(synth, lang: str, rng: np.random.Generator, voice: str | Non
     phones.append(Phone("_", "sil", 0.0, lead, lang))
     t = lead
     for k, tx in enumerate(texts):
-        if piper:
+        if engine == "piper":
             audio, sr, ph = synth.synth(tx, settings["length_scale"], settings["noise_scale"],
                                         settings["noise_w_scale"])
+        elif engine == "festival":
+            audio, sr, ph = synth.synth(tx, settings["stretch"])
         else:
             audio, sr, ph = synth.synth(tx, settings["voice"], lang, rate=settings["rate"],
                                         pitch=settings["pitch"], pitch_range=settings["range"])
@@ -80,23 +96,37 @@ def synth_utterance(synth, lang: str, rng: np.random.Generator, voice: str | Non
     return audio, phones, meta
 
 
-def _make_item(out: Path, synths: dict, i: int, lang: str, seed: int, augment_prob: float,
-               piper_share: float = 0.0) -> dict:
-    """Utterance ``i``: its audio, teacher curves and manifest record (a function of seed and i).
+def _engine_for(i: int, lang: str, seed: int, shares: dict) -> str:
+    """Which synthesizer speaks utterance ``i``: English goes to Piper / festival with their shares (its
+    own random stream, so the espeak-ng items of a seed are the same whatever the shares)."""
+    if lang != "en" or not any(shares.values()):
+        return "espeak-ng"
+    u = np.random.default_rng([seed, i, 7]).random()
+    edge = 0.0
+    for engine in ("piper", "festival"):
+        edge += shares.get(engine, 0.0)
+        if u < edge:
+            return engine
+    return "espeak-ng"
 
-    English utterances come from Piper with probability ``piper_share`` (its own random stream, so the
-    espeak-ng items of a seed are the same whatever the share).
-    """
+
+def _make_item(out: Path, synths: dict, i: int, lang: str, seed: int, augment_prob: float,
+               shares: dict | None = None) -> dict:
+    """Utterance ``i``: its audio, teacher curves and manifest record (a function of seed and i)."""
     import soundfile as sf
 
     rng = np.random.default_rng([seed, i])
-    use_piper = lang == "en" and piper_share > 0 and np.random.default_rng([seed, i, 7]).random() < piper_share
-    if use_piper and "piper" not in synths:
-        from .piper import PiperSynth
+    engine = _engine_for(i, lang, seed, shares or {})
+    if engine not in synths:
+        if engine == "piper":
+            from .piper import PiperSynth
 
-        synths["piper"] = PiperSynth()
-    synth = synths["piper" if use_piper else "espeak"]
-    audio, phones, meta = synth_utterance(synth, lang, rng)
+            synths[engine] = PiperSynth()
+        else:
+            from .festival import FestivalSynth
+
+            synths[engine] = FestivalSynth()
+    audio, phones, meta = synth_utterance(synths[engine], lang, rng)
     curves = phones_to_curves(phones, num_frames(len(audio)), audio, SAMPLE_RATE)
     audio_aug, aug = augment(audio, rng, augment_prob)
     uid = f"{lang}_{seed}_{i:06d}"
@@ -104,17 +134,17 @@ def _make_item(out: Path, synths: dict, i: int, lang: str, seed: int, augment_pr
     np.savez_compressed(out / "curves" / f"{uid}.npz", values=curves.values, fps=np.float64(curves.fps))
     dur = len(audio) / SAMPLE_RATE
     return {"id": uid, "audio": f"wav/{uid}.wav", "curves": f"curves/{uid}.npz", "lang": lang,
-            "source": "piper" if use_piper else "espeak-ng", "duration": round(dur, 3), "augment": aug, **meta,
+            "source": engine, "duration": round(dur, 3), "augment": aug, **meta,
             "phones": [p.to_dict() for p in phones]}
 
 
 def _build_part(args) -> list[tuple[int, dict]]:
     """Worker ``part`` of ``parts``: utterances part, part+parts, ... until it holds target/parts seconds."""
-    out, target, langs, seed, augment_prob, piper_share, part, parts, queue = args
-    synths = {"espeak": EspeakSynth()}
+    out, target, langs, seed, augment_prob, shares, part, parts, queue = args
+    synths = {"espeak-ng": EspeakSynth()}
     recs, total, i = [], 0.0, part
     while total < target / parts:
-        rec = _make_item(out, synths, i, langs[i % len(langs)], seed, augment_prob, piper_share)
+        rec = _make_item(out, synths, i, langs[i % len(langs)], seed, augment_prob, shares)
         recs.append((i, rec))
         total += rec["duration"]
         if queue is not None:
@@ -125,16 +155,19 @@ def _build_part(args) -> list[tuple[int, dict]]:
 
 def build_dataset(outdir: str | os.PathLike, hours: float, langs: tuple[str, ...] = ("en", "ja", "zh"),
                   seed: int = 0, augment_prob: float = 0.7, progress: bool = True, jobs: int = 1,
-                  piper_share: float = 0.0) -> dict:
+                  piper_share: float = 0.0, festival_share: float = 0.0) -> dict:
     """Write ``hours`` of pairs into ``outdir`` (wav/, curves/, manifest.jsonl); returns a summary.
 
-    ``piper_share``: the share of English utterances spoken by Piper's natural voice instead of
-    espeak-ng (needs the optional Piper packages).
+    ``piper_share`` / ``festival_share``: the shares of English utterances spoken by Piper's natural
+    voice and by festival's HTS voice instead of espeak-ng (each needs its optional install).
 
     Deterministic for a given (seed, jobs): utterance i always comes from the same random stream, but
     espeak-ng keeps a little state between the utterances one process speaks, so the split over worker
     processes shows in the audio (not in the text, voice or prosody settings).
     """
+    if piper_share + festival_share > 1:
+        raise ValueError("the Piper and festival shares add up to more than 1")
+    shares = {"piper": float(piper_share), "festival": float(festival_share)}
     out = Path(outdir)
     (out / "wav").mkdir(parents=True, exist_ok=True)
     (out / "curves").mkdir(parents=True, exist_ok=True)
@@ -150,7 +183,7 @@ def build_dataset(outdir: str | os.PathLike, hours: float, langs: tuple[str, ...
             def put(d):
                 bar.update(round(d))
 
-        recs = _build_part((out, target, langs, seed, augment_prob, piper_share, 0, 1,
+        recs = _build_part((out, target, langs, seed, augment_prob, shares, 0, 1,
                              _Bar if bar is not None else None))
     else:
         import multiprocessing as mp
@@ -159,7 +192,7 @@ def build_dataset(outdir: str | os.PathLike, hours: float, langs: tuple[str, ...
         ctx = mp.get_context("spawn")
         with ctx.Manager() as manager, ctx.Pool(jobs) as pool:
             q = manager.Queue()
-            res = pool.map_async(_build_part, [(out, target, langs, seed, augment_prob, piper_share, w, jobs, q)
+            res = pool.map_async(_build_part, [(out, target, langs, seed, augment_prob, shares, w, jobs, q)
                                                for w in range(jobs)])
 
             def drain():
