@@ -230,7 +230,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from .model import load_checkpoint
 
     model = load_checkpoint(args.checkpoint)
-    res = evaluate(args.data, model, out=args.out, plots=not args.no_plots, more=not args.no_more)
+    res = evaluate(args.data, model, out=args.out, plots=not args.no_plots, more=not args.no_more,
+                   synthetic=args.synthetic)
     print(format_table(res["summary"]))
     print(f"clips: {res['summary']['_clips']}")
     if args.out:
@@ -321,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--checkpoint", help="model checkpoint (default: the shipped model)")
     pe.add_argument("--out", help="folder for eval.json and plots")
     pe.add_argument("--no-plots", action="store_true")
+    pe.add_argument("--synthetic", type=int, default=12, metavar="N",
+                    help="held-out espeak-ng clips per language (default 12; 0 for none)")
     pe.add_argument("--no-more", action="store_true",
                     help="skip the speech_more/en clips (they need PocketSphinx alignment, slow the first time)")
     pe.set_defaults(func=_cmd_eval)
