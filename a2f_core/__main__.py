@@ -175,6 +175,49 @@ def _cmd_teach_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_teach_align(args: argparse.Namespace) -> int:
+    """Pseudo-labels for real speech: every ``*.wav`` of a folder with a same-stem ``.txt`` transcript
+    is aligned and its teacher curves written (``<stem>.phones.json`` and ``<stem>.csv``)."""
+    from tqdm import tqdm
+
+    from .audio import SAMPLE_RATE, load_audio
+    from .errors import A2FError, OutputError
+    from .features.mel import num_frames
+    from .teacher.coarticulation import phones_to_curves
+    from .teacher.espeak import EspeakSynth
+    from .teacher.synth_align import align_clip, language_of
+
+    folder, out = Path(args.folder), Path(args.output)
+    if not folder.is_dir():
+        raise A2FError(f"{folder}: no such folder")
+    wavs = [w for w in sorted(folder.glob("*.wav")) if w.with_suffix(".txt").exists()]
+    if not wavs:
+        raise A2FError(f"{folder}: no .wav with a same-name .txt transcript")
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise OutputError(f"{out}: folder is not empty (pass --overwrite to write into it)")
+    out.mkdir(parents=True, exist_ok=True)
+    synth, failed = EspeakSynth(), 0
+    for wav in tqdm(wavs, desc="align", unit="clip", disable=args.quiet):
+        lang = language_of(wav, args.lang)
+        try:
+            if lang is None:
+                raise A2FError("language unknown: pass --lang")
+            audio = load_audio(wav)
+            phones, aligner = align_clip(audio, wav.with_suffix(".txt").read_text(encoding="utf-8"), lang, synth)
+        except A2FError as exc:
+            failed += 1
+            tqdm.write(f"error: {wav.name}: {exc}", file=sys.stderr)
+            continue
+        for p in phones:
+            p.lang = lang
+        curves = phones_to_curves(phones, num_frames(len(audio)), audio, SAMPLE_RATE)
+        curves.save(out / f"{wav.stem}.csv")
+        (out / f"{wav.stem}.phones.json").write_text(json.dumps(
+            {"aligner": aligner, "lang": lang, "phones": [p.to_dict() for p in phones]}, ensure_ascii=False))
+    print(f"{len(wavs) - failed} of {len(wavs)} clips aligned into {out}")
+    return 2 if failed else 0
+
+
 def _cmd_teach_facegood(args: argparse.Namespace) -> int:
     from .errors import A2FError
     from .train.facegood import mapping_report
@@ -309,6 +352,15 @@ def build_parser() -> argparse.ArgumentParser:
     pbd.add_argument("--overwrite", action="store_true")
     pbd.add_argument("-q", "--quiet", action="store_true")
     pbd.set_defaults(func=_cmd_teach_build)
+
+    pa = tsub.add_parser("align", help="pseudo-labels for real speech: align each wav with its .txt "
+                                       "transcript and write its phones and teacher curves")
+    pa.add_argument("folder", help="folder of <name>.wav + <name>.txt")
+    pa.add_argument("-o", "--output", required=True, help="output folder")
+    pa.add_argument("--lang", help="language code (default: from the folder name or an xx_ file-name prefix)")
+    pa.add_argument("--overwrite", action="store_true")
+    pa.add_argument("-q", "--quiet", action="store_true")
+    pa.set_defaults(func=_cmd_teach_align)
 
     pf = tsub.add_parser("facegood", help="the FACEGOOD -> ARKit mapping, with each channel's correlation "
                                          "to loudness")

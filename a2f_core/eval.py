@@ -18,6 +18,7 @@ import numpy as np
 
 from .arkit import INDEX, MOUTH, lip_aperture
 from .audio import load_audio
+from .errors import A2FError
 from .curves import BlendshapeCurves
 from .features.mel import frame_center, frame_windows, num_frames
 
@@ -131,6 +132,29 @@ def aligned_more(data: Path, cache: Path | None) -> list[Clip]:
             if source_of(wav) not in REAL_TRAIN_SOURCES]
 
 
+def synth_aligned(data: Path) -> list[Clip]:
+    """Real Japanese, Mandarin and other-language clips with transcripts, aligned by espeak-ng synthesis
+    and time warping (``teacher/synth_align.py``), with the teacher's curves on those phones. A language
+    whose reader is not installed is left out."""
+    from .teacher.coarticulation import phones_to_curves
+    from .teacher.espeak import EspeakSynth, espeak_available
+    from .teacher.synth_align import align_by_synthesis, transcribed_clips
+
+    if not espeak_available():
+        return []
+    synth, clips = EspeakSynth(), []
+    for wav, lang in transcribed_clips(data):
+        audio = load_audio(wav)
+        try:
+            phones = align_by_synthesis(audio, wav.with_suffix(".txt").read_text(encoding="utf-8"), lang, synth)
+        except A2FError:
+            continue
+        groups = [(CLASS_AS_ARPABET.get(p.cls, p.cls), p.start, p.end) for p in phones]
+        teach = phones_to_curves(phones, num_frames(len(audio)), audio, 16000)
+        clips.append(Clip(f"{wav.parent.name}_{wav.stem}", wav, lang, phones=groups, teacher=teach))
+    return clips
+
+
 def dev_clips(data: Path, more: bool = True, cache: Path | None = None) -> list[Clip]:
     from .demo import load_phones
 
@@ -155,6 +179,8 @@ def dev_clips(data: Path, more: bool = True, cache: Path | None = None) -> list[
                 labels = np.load(fg / f"bs_value_{clip}.npy", allow_pickle=True)
             vals, _ = to_arkit(np.asarray(labels, np.float64), names)
             clips.append(Clip(f"facegood_{clip}", fg / f"{clip}.wav", "zh", real_jaw=vals[:, INDEX["jawOpen"]]))
+    if more:
+        clips += synth_aligned(data)
     return clips
 
 
@@ -206,7 +232,7 @@ def evaluate(data: str | Path, model=None, out: str | Path | None = None, plots:
                 m["jaw_r"] = pearson(curves.values[:, INDEX["jawOpen"]], clip.real_jaw)
                 m["aperture_r"] = pearson(lip_aperture(curves.values), clip.real_jaw)
             row[name] = m
-        results[clip.name] = {"lang": clip.lang, "group": f"{clip.group}_{clip.lang}",
+        results[clip.name] = {"lang": clip.lang, "group": f"{clip.group}_{clip.lang if clip.lang in ('en', 'ja', 'zh') else 'other'}",
                               "seconds": round(len(audio) / 16000, 2), **row}
         if out and plots and not clip.name.startswith("more_") and not clip.name.endswith(("_01", "_02")) \
                 and clip.group == "real" or clip.name.endswith("_00"):

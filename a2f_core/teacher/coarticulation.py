@@ -96,7 +96,8 @@ def phones_to_curves(phones: list[Phone], n_frames: int, audio: np.ndarray | Non
         lead = 0.0 if p.cls == "sil" else (cfg.onset_lead if after_pause else cfg.anticipation)
         before = cfg.onset_lead if after_pause else tb
         s, e = p.start - lead, p.end - lead
-        d = np.where(t < s, np.exp(-(s - t) / before), np.where(t > e, np.exp(-(t - e) / ta), 1.0))
+        d = np.where(t < s, np.exp(-np.maximum(s - t, 0.0) / before),
+                     np.where(t > e, np.exp(-np.maximum(t - e, 0.0) / ta), 1.0))
         w = dom[k] * d
         pose = poses[k].astype(np.float64).copy()
         pose[jaw_like] *= gains[i]
