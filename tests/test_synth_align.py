@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from a2f_core.teacher.synth_align import agreement, dtw_path, reading, transcribed_clips
+from tests.troubleshooting import rows
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -89,6 +90,8 @@ def test_transcribed_clips_cover_japanese_mandarin_and_other_languages():
 
 
 @needs_espeak
+@rows(("`teach align`: a clip whose language is unknown, an output folder that is not empty",
+       "one `error:` line for that clip, the others are written, exit code 2 / refused unless `--overwrite`"))
 def test_teach_align_pseudo_labels_a_folder_and_reports_a_bad_clip(tmp_path):
     """``teach align``: every clip with a transcript gets phones and teacher curves; a clip whose
     language is unknown is one error line, the others are still written, exit code 2."""
