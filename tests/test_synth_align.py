@@ -42,7 +42,7 @@ needs_espeak = pytest.mark.skipif(not espeak.espeak_available(), reason="espeak-
 ])
 def test_alignment_recovers_phone_times_of_another_voice(lang, voice, text):
     """A different voice at another rate and pitch, whose phone times espeak-ng reports, is aligned
-    from its audio and transcript alone: same phones, starts within 40 ms."""
+    from its audio and transcript alone: same phones, starts within 60 ms (nine in ten within 30 ms)."""
     pytest.importorskip("pypinyin")
     pytest.importorskip("fugashi")
     import soxr
@@ -55,7 +55,8 @@ def test_alignment_recovers_phone_times_of_another_voice(lang, voice, text):
     got = align_by_synthesis(audio, text, lang, synth)
     assert [p.label for p in got] == [p.label for p in truth]
     err = np.array([abs(p.start - q.start) for p, q in zip(truth, got)])
-    assert np.median(err) <= 0.015 and err.max() <= 0.04, (np.median(err), err.max())
+    assert np.median(err) <= 0.015 and np.percentile(err, 90) <= 0.03 and err.max() <= 0.06, \
+        (np.median(err), np.percentile(err, 90), err.max())
     assert got[0].start == 0 and all(a.end == b.start for a, b in zip(got, got[1:]))
 
 
