@@ -208,8 +208,6 @@ def _cmd_teach_align(args: argparse.Namespace) -> int:
             failed += 1
             tqdm.write(f"error: {wav.name}: {exc}", file=sys.stderr)
             continue
-        for p in phones:
-            p.lang = lang
         curves = phones_to_curves(phones, num_frames(len(audio)), audio, SAMPLE_RATE)
         curves.save(out / f"{wav.stem}.csv")
         (out / f"{wav.stem}.phones.json").write_text(json.dumps(

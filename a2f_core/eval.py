@@ -232,7 +232,8 @@ def evaluate(data: str | Path, model=None, out: str | Path | None = None, plots:
                 m["jaw_r"] = pearson(curves.values[:, INDEX["jawOpen"]], clip.real_jaw)
                 m["aperture_r"] = pearson(lip_aperture(curves.values), clip.real_jaw)
             row[name] = m
-        results[clip.name] = {"lang": clip.lang, "group": f"{clip.group}_{clip.lang if clip.lang in ('en', 'ja', 'zh') else 'other'}",
+        lang_group = clip.lang if clip.lang in ("en", "ja", "zh") else "other"
+        results[clip.name] = {"lang": clip.lang, "group": f"{clip.group}_{lang_group}",
                               "seconds": round(len(audio) / 16000, 2), **row}
         if out and plots and not clip.name.startswith("more_") and not clip.name.endswith(("_01", "_02")) \
                 and clip.group == "real" or clip.name.endswith("_00"):

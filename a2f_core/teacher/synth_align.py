@@ -130,7 +130,7 @@ def align_by_synthesis(audio16k: np.ndarray, transcript: str, lang: str, synth=N
         raise A2FError("empty transcript")
     synth = synth or EspeakSynth()
     real_span = _speech_span(audio16k)
-    rate, syn, phones = 175, None, []
+    rate = 175
     for _ in range(2):   # second pass: espeak-ng's rate set so that both speak for about as long
         audio, sr, phones = synth.synth(text, VOICE[lang], lang, rate=rate)
         syn = soxr.resample(audio, sr, 16000).astype(np.float32)
@@ -138,7 +138,7 @@ def align_by_synthesis(audio16k: np.ndarray, transcript: str, lang: str, synth=N
         if real_span <= 0 or span <= 0:
             break
         rate = int(np.clip(rate * span / real_span, 80, 450))
-    if not phones or syn is None:
+    if not phones:
         raise A2FError("espeak-ng produced no phones for this transcript")
     a, b = cepstra(syn), cepstra(audio16k)
     ia, ib = dtw_path(a, b)
@@ -173,19 +173,18 @@ def agreement(dtw: list[tuple[str, float, float]], reference: list[tuple[str, fl
 
 def transcribed_clips(data) -> list[tuple]:
     """(wav, language) of the real non-English clips of a data folder that have a same-stem transcript:
-    ``speech_ja/``, ``speech_more/ja``, ``speech_more/zh`` and ``speech_more/other`` (language from the
-    file-name prefix)."""
+    ``speech_ja/``, ``speech_more/ja``, ``speech_more/zh`` and ``speech_more/other`` (language from
+    :func:`language_of`: the folder's name, else the file-name prefix)."""
     from pathlib import Path
 
     data = Path(data)
     out = []
-    for folder, lang in ((data / "speech_ja", "ja"), (data / "speech_more" / "ja", "ja"),
-                         (data / "speech_more" / "zh", "zh")):
-        out += [(w, lang) for w in sorted(folder.glob("*.wav")) if w.with_suffix(".txt").exists()]
-    for w in sorted((data / "speech_more" / "other").glob("*.wav")):
-        lang = w.stem.split("_")[0]
-        if lang in VOICE and w.with_suffix(".txt").exists():
-            out.append((w, lang))
+    for folder in (data / "speech_ja", data / "speech_more" / "ja", data / "speech_more" / "zh",
+                   data / "speech_more" / "other"):
+        for w in sorted(folder.glob("*.wav")):
+            lang = language_of(w)
+            if lang is not None and w.with_suffix(".txt").exists():
+                out.append((w, lang))
     return out
 
 
