@@ -256,12 +256,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)
                          if getattr(args, f.name, None) is not None})
     init = load_checkpoint(args.init) if args.init else None
-    trainer = SequentialTrainer(items, args.out, cfg, ModelConfig(), cache_dir=args.cache, init=init,
-                                progress=not args.quiet, jobs=args.jobs)
+    try:
+        trainer = SequentialTrainer(items, args.out, cfg, ModelConfig(), cache_dir=args.cache, init=init,
+                                    progress=not args.quiet, jobs=args.jobs)
+    except BaseException:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():   # started by the trainer under torchrun
+            dist.destroy_process_group()
+        raise
     last = Path(args.out) / "last.pt"
-    if args.resume and last.exists():
-        trainer.resume(last)
-    trainer.train()
+    with trainer:
+        if args.resume and last.exists():
+            trainer.resume(last)
+        trainer.train()
     print(f"{last}: step {trainer.step}")
     return 0
 

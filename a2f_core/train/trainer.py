@@ -110,11 +110,12 @@ class SequentialTrainer:
             if self.device.type == "cuda":
                 self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
                 torch.cuda.set_device(self.device)
-            if not dist.is_initialized():
+            self._owns_group = not dist.is_initialized()
+            if self._owns_group:
                 dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
             self.rank, self.world = dist.get_rank(), dist.get_world_size()
         else:
-            self.rank, self.world = 0, 1
+            self.rank, self.world, self._owns_group = 0, 1, False
         self.main = self.rank == 0
         self.items = items[self.rank::self.world]
         if not self.items:
@@ -279,6 +280,24 @@ class SequentialTrainer:
             self._report_replicas()
         self.model.eval()
         return self.model
+
+    def close(self) -> None:
+        """Tear down the process group this trainer started (a no-op otherwise).
+
+        A gloo process that exits with its group alive can abort ("terminate called without an active
+        exception") while the interpreter shuts down, so ``train`` callers under torchrun call this.
+        """
+        import torch.distributed as dist
+
+        if self._owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+        self._owns_group = False
+
+    def __enter__(self) -> "SequentialTrainer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _report_replicas(self) -> None:
         """Largest difference between any replica's parameters and rank 0's, written to OUT/replicas.json."""
