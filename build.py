@@ -10,7 +10,8 @@ build  setup, then the Blender extension: dist/face_from_audio-<version>-<platfo
 train  setup, then the default model's recipe: teacher data -> training -> dev evaluation in out/train/
        (``train --hours H --steps N --seed S --install`` copies the result into a2f_core/weights/;
        ``--piper SHARE`` natural-voice English, ``--real`` pseudo-labelled real English, ``--init CKPT``
-       continues a model, ``--name`` the run folder)
+       continues a model, ``--name`` the run folder; any other option, e.g. ``--w-extremes 1 --lr 5e-4``,
+       goes to ``python -m a2f_core train``)
 """
 
 from __future__ import annotations
@@ -209,7 +210,8 @@ def build_extension(platforms: list[str]) -> int:
 def train(rest: list[str]) -> int:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="build.py train")
+    ap = argparse.ArgumentParser(prog="build.py train",
+                                 epilog="other options go to `python -m a2f_core train` (see its --help)")
     ap.add_argument("--hours", type=float, default=1.5, help="hours of teacher speech to generate")
     ap.add_argument("--steps", type=int, default=2500)
     ap.add_argument("--seed", type=int, default=0)
@@ -224,7 +226,7 @@ def train(rest: list[str]) -> int:
     ap.add_argument("--name", help="run folder under out/train/ (default seed<SEED>)")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes for data and features")
     ap.add_argument("--install", action="store_true", help="copy the trained model to a2f_core/weights/")
-    args = ap.parse_args(rest)
+    args, trainer_args = ap.parse_known_args(rest)
     rc = setup()
     if rc:
         return rc
@@ -248,7 +250,7 @@ def train(rest: list[str]) -> int:
         cmd += ["--real", args.data]
     if args.init:
         cmd += ["--init", args.init]
-    rc = run(cmd)
+    rc = run(cmd + trainer_args)
     if rc:
         return rc
     rc = run([PY, "-m", "a2f_core", "eval", "--data", args.data, "--checkpoint", out / "last.pt", "--out", out / "eval"])

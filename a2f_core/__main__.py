@@ -407,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     ptr.add_argument("--warmup", type=int)
     ptr.add_argument("--log-every", type=int)
     ptr.add_argument("--checkpoint-every", type=int)
-    for w in ("mse", "l1", "mouth", "expr", "velocity", "smooth"):
+    for w in ("mse", "l1", "mouth", "expr", "velocity", "smooth", "extremes"):
         ptr.add_argument(f"--w-{w}", type=float, help=f"loss weight of the {w} term")
     ptr.add_argument("--device", help="cpu (default), cuda, cuda:N or auto")
     ptr.add_argument("--amp", action="store_true", default=None, help="bfloat16 autocast for the decoder")

@@ -55,6 +55,31 @@ def test_training_reduces_loss_saves_and_resumes(tmp_path, speech):
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
 
 
+def test_extremes_term_averages_closed_and_open_frames_each_alone():
+    """--w-extremes adds the aperture error's mean over sealed frames plus its mean over wide-open frames."""
+    from types import SimpleNamespace
+
+    J, C = INDEX["jawOpen"], INDEX["mouthClose"]
+    tgt = torch.zeros(1, 100, 52)
+    tgt[0, :, J] = 0.15                      # mid opening
+    tgt[0, 10:17, J] = tgt[0, 10:17, C] = 0.1  # 7 sealed frames (aperture 0)
+    tgt[0, 40:70, J] = 0.5                   # 30 wide-open frames
+    pred = tgt.clone()
+    pred[0, :, J] = 0.2                      # a model that stays near the mean
+    pred[0, :, C] = 0.0
+    w = torch.ones_like(tgt)
+
+    def total(w_extremes):
+        cfg = TrainConfig(w_extremes=w_extremes)
+        return float(SequentialTrainer.loss(SimpleNamespace(cfg=cfg), pred, tgt, w)[0])
+
+    ap_err = (pred[0, :, J] - pred[0, :, C]) - (tgt[0, :, J] - tgt[0, :, C])
+    expected = float((ap_err[10:17] ** 2).mean() + (ap_err[40:70] ** 2).mean())
+    assert abs((total(2.0) - total(0.0)) - 2.0 * expected) < 1e-4
+    # the two classes weigh as much as all frames together, however few they are
+    assert expected > 1.5 * float((ap_err ** 2).mean())
+
+
 def test_sequence_training_path_is_differentiable():
     torch.manual_seed(0)
     m = DualStreamModel()

@@ -12,7 +12,9 @@ Loss (weights configurable): MSE 1.0 + L1 0.1 + mouth region 0.5 +
 expression region 0.5 (extra MSE on those channels, with lip aperture
 jawOpen - mouthClose as part of the mouth term) + velocity 0.2 (frame
 differences match the target's) + smoothness 0.1 (penalises the
-prediction's second difference). Channels a source does not carry are
+prediction's second difference) + extremes 0 (off by default: the aperture
+error averaged over closed frames and over wide-open frames separately,
+so those rare frames weigh as much as all the others). Channels a source does not carry are
 masked out.
 
 Runs on CPU or CUDA (``device``), with bfloat16 autocast for the decoder
@@ -57,6 +59,7 @@ class TrainConfig:
     w_expr: float = 0.5
     w_velocity: float = 0.2
     w_smooth: float = 0.1
+    w_extremes: float = 0.0      # lip aperture error on closed and on wide-open frames, each class averaged alone
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 25
@@ -211,6 +214,13 @@ class SequentialTrainer:
         wa = torch.minimum(w[..., JAW], w[..., CLOSE])
         ap_err = (pred[..., JAW] - pred[..., CLOSE]) - (tgt[..., JAW] - tgt[..., CLOSE])
         mouth = mouth + _masked_mean(ap_err ** 2, wa)
+        extremes = pred.new_zeros(())
+        if c.w_extremes:
+            # sealed lips (mouthClose up, aperture ~0: 7 % of teacher frames) and wide openings (30 %):
+            # averaged with all the others, their errors teach the model to stay near the mean
+            tgt_ap = tgt[..., JAW] - tgt[..., CLOSE]
+            for sel in ((tgt[..., CLOSE] > 0.02) & (tgt_ap <= 0.05), tgt_ap >= 0.25):
+                extremes = extremes + _masked_mean(ap_err ** 2, wa * sel.to(wa.dtype))
         expr = _masked_mean(err[..., EXPR_IDX] ** 2, w[..., EXPR_IDX])
         dv = (pred[:, 1:] - pred[:, :-1]) - (tgt[:, 1:] - tgt[:, :-1])
         vel = _masked_mean(dv ** 2, torch.minimum(w[:, 1:], w[:, :-1]))
@@ -218,7 +228,7 @@ class SequentialTrainer:
         v2 = valid[:, 2:] * valid[:, 1:-1] * valid[:, :-2]
         smooth = _masked_mean((pred[:, 2:] - 2 * pred[:, 1:-1] + pred[:, :-2]) ** 2, v2.expand(-1, -1, 52))
         total = (c.w_mse * mse + c.w_l1 * l1 + c.w_mouth * mouth + c.w_expr * expr + c.w_velocity * vel
-                 + c.w_smooth * smooth)
+                 + c.w_smooth * smooth + c.w_extremes * extremes)
         return total, {"mse": float(mse.detach()), "mouth": float(mouth.detach()), "vel": float(vel.detach())}
 
     # ---------------------------------------------------------------- loop
