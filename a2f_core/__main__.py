@@ -185,9 +185,11 @@ def _cmd_teach_align(args: argparse.Namespace) -> int:
     from .features.mel import num_frames
     from .teacher.coarticulation import phones_to_curves
     from .teacher.espeak import EspeakSynth
-    from .teacher.synth_align import align_clip, language_of
+    from .teacher.synth_align import VOICE, align_clip, language_of
 
     folder, out = Path(args.folder), Path(args.output)
+    if args.lang is not None and args.lang not in VOICE:
+        raise A2FError(f"--lang {args.lang}: not a language the aligner speaks here (one of {', '.join(VOICE)})")
     if not folder.is_dir():
         raise A2FError(f"{folder}: no such folder")
     wavs = [w for w in sorted(folder.glob("*.wav")) if w.with_suffix(".txt").exists()]
@@ -280,7 +282,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     model = load_checkpoint(args.checkpoint)
     res = evaluate(args.data, model, out=args.out, plots=not args.no_plots, more=not args.no_more,
-                   synthetic=args.synthetic)
+                   cache=args.cache, synthetic=args.synthetic)
     print(format_table(res["summary"]))
     print(f"clips: {res['summary']['_clips']}")
     if args.out:
@@ -380,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--checkpoint", help="model checkpoint (default: the shipped model)")
     pe.add_argument("--out", help="folder for eval.json and plots")
     pe.add_argument("--no-plots", action="store_true")
+    pe.add_argument("--cache", help="folder for the PocketSphinx alignments, shared between evaluations "
+                                    "(default: OUT/align_cache)")
     pe.add_argument("--synthetic", type=int, default=12, metavar="N",
                     help="held-out espeak-ng clips per language (default 12; 0 for none)")
     pe.add_argument("--no-more", action="store_true",

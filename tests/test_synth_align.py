@@ -92,7 +92,9 @@ def test_transcribed_clips_cover_japanese_mandarin_and_other_languages():
 
 @needs_espeak
 @rows(("`teach align`: a clip whose language is unknown, an output folder that is not empty",
-       "one `error:` line for that clip, the others are written, exit code 2 / refused unless `--overwrite`"))
+       "one `error:` line for that clip, the others are written, exit code 2 / refused unless `--overwrite`"),
+      ("`teach align --lang` with a code the aligner does not speak",
+       "`error: --lang xx: not a language the aligner speaks here (one of en, ja, ...)`, nothing written"))
 def test_teach_align_pseudo_labels_a_folder_and_reports_a_bad_clip(tmp_path):
     """``teach align``: every clip with a transcript gets phones and teacher curves; a clip whose
     language is unknown is one error line, the others are still written, exit code 2."""
@@ -115,6 +117,8 @@ def test_teach_align_pseudo_labels_a_folder_and_reports_a_bad_clip(tmp_path):
     (src / "no_transcript.wav").write_bytes((src / "ja_mamimumemo.wav").read_bytes())
     r = cli("teach", "align", tmp_path / "unused", "-o", tmp_path / "out")
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error:")
+    r = cli("teach", "align", src, "-o", tmp_path / "out", "--lang", "xx")
+    assert r.returncode == 2 and "--lang xx" in r.stderr and "ja" in r.stderr and not (tmp_path / "out").exists()
     r = cli("teach", "align", src, "-o", tmp_path / "out", "-q")
     assert r.returncode == 2, r.stderr
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
