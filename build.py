@@ -215,6 +215,7 @@ def train(rest: list[str]) -> int:
     ap.add_argument("--hours", type=float, default=1.5, help="hours of teacher speech to generate")
     ap.add_argument("--steps", type=int, default=2500)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data-seed", type=int, help="seed of the generated teacher speech (default: seed + 1)")
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="FACEGOOD/dev data folder")
     ap.add_argument("--piper", type=float, default=0.0, metavar="SHARE",
                     help="share of English teacher clips in Piper's natural voice (installs piper-tts)")
@@ -237,7 +238,8 @@ def train(rest: list[str]) -> int:
     out = ROOT / "out" / "train" / (args.name or f"seed{args.seed}")
     teach = out / "teach"
     if not (teach / "manifest.jsonl").exists():
-        rc = run([PY, "-m", "a2f_core", "teach", "build", teach, "--hours", args.hours, "--seed", args.seed + 1,
+        rc = run([PY, "-m", "a2f_core", "teach", "build", teach, "--hours", args.hours, "--seed",
+                  args.seed + 1 if args.data_seed is None else args.data_seed,
                   "--piper", args.piper, "--festival", args.festival, "--jobs", args.jobs])
         if rc:
             return rc
