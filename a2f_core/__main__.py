@@ -258,15 +258,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)
                          if getattr(args, f.name, None) is not None})
     init = load_checkpoint(args.init) if args.init else None
-    try:
-        trainer = SequentialTrainer(items, args.out, cfg, ModelConfig(), cache_dir=args.cache, init=init,
-                                    progress=not args.quiet, jobs=args.jobs)
-    except BaseException:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():   # started by the trainer under torchrun
-            dist.destroy_process_group()
-        raise
+    trainer = SequentialTrainer(items, args.out, cfg, ModelConfig(), cache_dir=args.cache, init=init,
+                                progress=not args.quiet, jobs=args.jobs)
     last = Path(args.out) / "last.pt"
     with trainer:
         if args.resume and last.exists():

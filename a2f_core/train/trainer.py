@@ -119,6 +119,17 @@ class SequentialTrainer:
             self.rank, self.world = dist.get_rank(), dist.get_world_size()
         else:
             self.rank, self.world, self._owns_group = 0, 1, False
+        try:
+            self._prepare(items, out_dir, model_cfg, cache_dir, init, progress, jobs)
+        except BaseException:
+            self.close()       # a process group this trainer started must not outlive it
+            raise
+
+    def _prepare(self, items, out_dir, model_cfg, cache_dir, init, progress, jobs) -> None:
+        """Everything after the process group: shard, features, model, optimizer."""
+        import torch.distributed as dist
+
+        cfg = self.cfg
         self.main = self.rank == 0
         self.items = items[self.rank::self.world]
         if not self.items:
@@ -212,13 +223,13 @@ class SequentialTrainer:
         l1 = _masked_mean(err.abs(), w)
         mouth = _masked_mean(err[..., MOUTH_IDX] ** 2, w[..., MOUTH_IDX])
         wa = torch.minimum(w[..., JAW], w[..., CLOSE])
-        ap_err = (pred[..., JAW] - pred[..., CLOSE]) - (tgt[..., JAW] - tgt[..., CLOSE])
+        tgt_ap = tgt[..., JAW] - tgt[..., CLOSE]
+        ap_err = (pred[..., JAW] - pred[..., CLOSE]) - tgt_ap
         mouth = mouth + _masked_mean(ap_err ** 2, wa)
         extremes = pred.new_zeros(())
         if c.w_extremes:
             # sealed lips (mouthClose up, aperture ~0: 7 % of teacher frames) and wide openings (30 %):
             # averaged with all the others, their errors teach the model to stay near the mean
-            tgt_ap = tgt[..., JAW] - tgt[..., CLOSE]
             for sel in ((tgt[..., CLOSE] > 0.02) & (tgt_ap <= 0.05), tgt_ap >= 0.25):
                 extremes = extremes + _masked_mean(ap_err ** 2, wa * sel.to(wa.dtype))
         expr = _masked_mean(err[..., EXPR_IDX] ** 2, w[..., EXPR_IDX])
