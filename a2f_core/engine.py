@@ -18,13 +18,16 @@ Speed: openSMILE runs in a worker thread (it releases the GIL) while the
 calling thread computes the mel stream of the frames whose eGeMAPS values
 are still being computed (at most ``max_pending_s`` seconds of them are
 held); each frame is finished (eGeMAPS stream, decoder, smoothing) once
-its eGeMAPS values arrive. The numbers do not depend on this schedule
-(beyond float rounding where it moves a chunk boundary).
+its eGeMAPS values arrive, and openSMILE hands over every hop as soon as
+it is computed, so the frames of a batch are finished while the batch
+still runs. The numbers do not depend on this schedule (beyond float
+rounding where it moves a chunk boundary).
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from typing import Callable
 
@@ -78,6 +81,38 @@ def _malloc_trim():
 _TRIM = _malloc_trim()
 
 
+class _EmotionJob:
+    """A batch of hops that openSMILE computes (in the worker thread, or at once): its rows become
+    final in order while the run goes on, so the first frames can be finished before it ends."""
+
+    def __init__(self, todo: np.ndarray):
+        self.todo = todo
+        self.raw = np.full((len(todo), NUM_FEATURES), np.nan, np.float32)
+        self.ready = 0                 # rows [0, ready) are final (written by the worker)
+        self.taken = 0                 # rows the engine has collected
+        self.ended = False             # the run is over (finished or failed)
+        self.future = None
+        self._cond = threading.Condition()
+
+    def publish(self, offset: int, k: int, values: np.ndarray) -> None:
+        """Rows [ready, offset + k) are final: ``values`` holds the batch that starts at ``offset``."""
+        with self._cond:
+            if offset + k > self.ready:
+                self.raw[self.ready:offset + k] = values[self.ready - offset:k]
+                self.ready = offset + k
+                self._cond.notify_all()
+
+    def finished(self) -> None:
+        with self._cond:
+            self.ended = True
+            self._cond.notify_all()
+
+    def wait_for_rows(self) -> None:
+        """Until more rows than collected are final or the run has ended."""
+        with self._cond:
+            self._cond.wait_for(lambda: self.ready > self.taken or self.ended)
+
+
 class StreamingEngine:
     """Incremental inference: ``push(samples)`` -> new (n, 52) frames; ``flush()`` at the end.
 
@@ -105,7 +140,7 @@ class StreamingEngine:
         self.timings = {"mel": 0.0, "emotion": 0.0, "model": 0.0}
         with torch.inference_mode():
             self._terms = {k: v.detach().clone() for k, v in model.stream_terms().items()}
-            self._kernel_cache = {self.chunk_frames: model.sequence_kernels(self.chunk_frames, self._terms)}
+            self._kernels = model.banded_kernels(self._terms)      # the same for every chunk size
             self._alpha = model.smoothing_alpha().detach().numpy().astype(np.float32)
         self.reset()
 
@@ -123,9 +158,8 @@ class StreamingEngine:
     # ----------------------------------------------------------------- state
     def reset(self) -> None:
         """Start a new recording: clears audio, features and the smoothing state."""
-        job = getattr(self, "_emo_job", None)
-        if job is not None:            # a batch of the previous recording still running: let it finish unseen
-            job[0].cancel()
+        for job in getattr(self, "_emo_jobs", []):  # batches of the previous recording: let them end unseen
+            job.future.cancel()
         self._audio = np.zeros(0, np.float32)
         self._audio_start = 0          # absolute index of self._audio[0]
         self._total = 0                # samples pushed so far
@@ -134,7 +168,7 @@ class StreamingEngine:
         self._hops = np.zeros(0, np.int64)
         self._hop_vals = np.zeros((0, NUM_FEATURES), np.float32)
         self._hops_done_upto = 0       # next regular hop (in 10 ms) to compute (or being computed)
-        self._emo_job = None           # (future, hops) of the batch openSMILE is computing
+        self._emo_jobs: list[_EmotionJob] = []  # batches openSMILE is computing or will compute, in order
         self._trim_heap = False        # a batch arrived: give freed heap back after this push
         self._pending: list[tuple[int, torch.Tensor]] = []  # (first frame, mel-stream output) awaiting eGeMAPS
         self._mel_done = 0             # next output frame whose mel stream is not computed yet
@@ -185,50 +219,65 @@ class StreamingEngine:
         first = max(self._hops_done_upto, c.hop_cs)
         return np.arange(first, last_ok + 1, c.hop_cs, dtype=np.int64)
 
-    def _compute_hops(self, audio: np.ndarray, audio_start: int, todo: np.ndarray, total: int) -> np.ndarray:
-        """Normalised eGeMAPS values of ``todo`` (runs in the worker thread when there is one)."""
+    def _compute_hops(self, job: _EmotionJob, audio: np.ndarray, audio_start: int, total: int) -> None:
+        """Raw eGeMAPS values of ``job.todo``, published row by row (runs in the worker thread when
+        there is one)."""
         t0 = time.perf_counter()
+        todo = job.todo
         per = self.emotion_batch_hops
         if len(todo) <= 4 * per:       # the end of a recording: one openSMILE run, no repeated context
             per = len(todo)
-        vals = np.concatenate([self._extractor.compute(audio, audio_start, todo[i:i + per], total)
-                               for i in range(0, len(todo), per)])
-        with torch.inference_mode():
-            vals = self.model.normalize_emotion(torch.from_numpy(vals)).numpy()
-        self.timings["emotion"] += time.perf_counter() - t0
-        return vals
+        try:
+            for i in range(0, len(todo), per):
+                self._extractor.compute(audio, audio_start, todo[i:i + per], total,
+                                        on_row=lambda k, v, i=i: job.publish(i, k, v))
+        finally:
+            self.timings["emotion"] += time.perf_counter() - t0
+            job.finished()
 
     def _collect_emotion(self, wait: bool) -> None:
-        if self._emo_job is None or not (wait or self._emo_job[0].done()):
-            return
-        future, todo = self._emo_job
-        self._emo_job = None
-        vals = future.result()
-        self._trim_heap = True
-        self._hops = np.concatenate([self._hops, todo])
-        self._hop_vals = np.concatenate([self._hop_vals, vals]) if len(self._hop_vals) else vals
+        """Take the rows that are final (all of the oldest batch with ``wait``)."""
+        while self._emo_jobs:
+            job = self._emo_jobs[0]
+            if wait or job.ended:
+                job.future.result()    # the worker's error, if any, surfaces here
+            k = job.ready
+            if k > job.taken:
+                with torch.inference_mode():
+                    vals = self.model.normalize_emotion(torch.from_numpy(job.raw[job.taken:k])).numpy()
+                todo = job.todo[job.taken:k]
+                self._hops = np.concatenate([self._hops, todo])
+                self._hop_vals = np.concatenate([self._hop_vals, vals]) if len(self._hop_vals) else vals
+                job.taken = k
+            if job.taken < len(job.todo) or not job.ended:
+                return
+            self._emo_jobs.pop(0)
+            self._trim_heap = True
+            wait = False
 
     def _update_emotion(self, final: bool) -> None:
-        """Collect a finished batch and start the next one (in the worker thread, or here)."""
+        """Collect final rows and start the next batch (in the worker thread, or here)."""
         todo = self._emotion_todo(final)
         # audio arriving faster than openSMILE keeps up: wait, so that memory stays bounded
-        self._collect_emotion(wait=final or len(todo) >= self.emotion_batch_hops)
-        if self._emo_job is not None:
+        self._collect_emotion(wait=not final and len(todo) >= self.emotion_batch_hops)
+        if self._emo_jobs and not final:
             return
         if len(todo) == 0 or not final and len(todo) < self.emotion_batch_hops:
             return
         if not final:                  # whole batches only; what is left waits for the next push
             todo = todo[:len(todo) // self.emotion_batch_hops * self.emotion_batch_hops]
         self._hops_done_upto = int(todo[-1]) + self.emo_cfg.hop_cs
-        args = (self._audio, self._audio_start, todo, self._total)
+        job = _EmotionJob(todo)
+        args = (job, self._audio, self._audio_start, self._total)
         if self._worker is None:
             from concurrent.futures import Future
 
-            future = Future()
-            future.set_result(self._compute_hops(*args))
+            job.future = Future()
+            self._compute_hops(*args)
+            job.future.set_result(None)
         else:
-            future = self._worker.submit(self._compute_hops, *args)
-        self._emo_job = (future, todo)
+            job.future = self._worker.submit(self._compute_hops, *args)
+        self._emo_jobs.append(job)   # the end of a recording queues behind a running batch
 
     def _emotion_ready_upto(self, final: bool) -> int:
         """One past the last frame whose eGeMAPS interpolation is final."""
@@ -240,14 +289,6 @@ class StreamingEngine:
         return int(self._hops[-1]) * self.mel_cfg.fps // 100 + 1
 
     # --------------------------------------------------------------- output
-    def _kernels(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        k = self._kernel_cache.get(n)
-        if k is None:
-            if len(self._kernel_cache) > 8:           # odd sizes of stream ends: keep only the full one
-                self._kernel_cache = {self.chunk_frames: self._kernel_cache[self.chunk_frames]}
-            k = self._kernel_cache[n] = self.model.sequence_kernels(n, self._terms)
-        return k
-
     def _mel_stage(self, stop: int) -> None:
         """Mel-stream outputs of frames [mel_done, stop), at most ``max_pending`` ahead of ``next``."""
         c = self.cfg
@@ -259,7 +300,7 @@ class StreamingEngine:
             mel = self._mel[s0 - self._mel_start:s0 - self._mel_start + n + c.context - 1]
             with torch.inference_mode():
                 out = self.model.mel_stream_inference(torch.from_numpy(np.ascontiguousarray(mel)), self._terms,
-                                                      self._kernels(n)[0])
+                                                      self._kernels[0])
             self._pending.append((t, out))
             self._mel_done = t + n
 
@@ -273,7 +314,7 @@ class StreamingEngine:
             s0, s1 = t - c.past, t + n + c.lookahead
             emo = align_to_frames(self._hops, self._hop_vals, np.arange(s0, s1), self.mel_cfg.fps)
             with torch.inference_mode():
-                emo_out = self.model.emotion_stream_inference(torch.from_numpy(emo), self._terms, self._kernels(n)[1])
+                emo_out = self.model.emotion_stream_inference(torch.from_numpy(emo), self._terms, self._kernels[1])
                 if emo_out is not None:
                     raw = self.model.decode_streams(mel_out, emo_out).numpy()
                 else:                  # eGeMAPS sums below float32 range: the whole chunk in float64
@@ -294,13 +335,14 @@ class StreamingEngine:
         out = []
         while True:
             self._mel_stage(stop_mel)
-            stop_emo = self._emotion_ready_upto(final and self._emo_job is None) - c.lookahead
+            stop_emo = self._emotion_ready_upto(final and not self._emo_jobs) - c.lookahead
             out += self._finish_stage(stop_emo)
             if not final or self._mel_done >= stop_mel and not self._pending:
                 break
-            if self._emo_job is not None:    # the end: wait for the last batch, then finish
+            if self._emo_jobs:               # the end: wait for more eGeMAPS rows, finish what they allow
                 self.timings["model"] += time.perf_counter() - t0
-                self._update_emotion(True)
+                self._emo_jobs[0].wait_for_rows()
+                self._collect_emotion(wait=False)
                 t0 = time.perf_counter()
         self.timings["model"] += time.perf_counter() - t0
         self._trim()

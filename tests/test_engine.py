@@ -80,6 +80,26 @@ def test_streaming_in_random_pieces_equals_offline(model, speech, seed):
     assert sum(len(o) for o in out[:-1]) > 0
 
 
+@pytest.mark.parametrize("overlap", [True, False])
+def test_an_error_in_the_emotion_run_surfaces_and_does_not_hang(model, speech, monkeypatch, overlap):
+    """openSMILE fails half-way through a batch (some rows already published): flush raises that
+    error instead of waiting for rows that never come."""
+    eng = StreamingEngine(model, overlap=overlap)
+    real = eng._extractor.compute
+
+    def failing(*a, on_row=None, **k):
+        def half(n, values):
+            if n > 5:
+                raise MemoryError("openSMILE ran out")
+            on_row(n, values)
+        return real(*a, on_row=half, **k)
+
+    monkeypatch.setattr(eng._extractor, "compute", failing)
+    with pytest.raises(MemoryError, match="ran out"):
+        eng.flush(speech)
+    eng.close()
+
+
 def test_state_resets_between_files(model, speech):
     eng = StreamingEngine(model)
     eng.push(speech[:30000])

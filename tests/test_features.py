@@ -69,6 +69,23 @@ def test_emotion_values_do_not_depend_on_chunking(speech):
     np.testing.assert_array_equal(v1, v2)
 
 
+def test_emotion_rows_arrive_in_order_while_openSMILE_runs(speech):
+    """Each hop's values are reported final as soon as openSMILE emits them, before the run ends,
+    and never change afterwards."""
+    x = np.tile(speech, 2)
+    hops = hop_times(len(x))
+    seen = []
+
+    def on_row(k, values):
+        seen.append((k, values[:k].copy()))
+
+    got = EmotionExtractor().compute(x, 0, hops, len(x), on_row=on_row)
+    ks = [k for k, _ in seen]
+    assert ks == list(range(1, len(hops) + 1))           # one report per hop, in order
+    for k, rows in seen:
+        np.testing.assert_array_equal(rows, got[:k])
+
+
 def test_emotion_matches_official_opensmile_on_the_same_windows():
     """One-pass sliding windows vs opensmile.Smile(eGeMAPSv02, Functionals) on each window's crop.
 

@@ -45,6 +45,24 @@ def test_sequence_form_equals_per_window_forward(heads, lookahead):
     assert (seq - per).abs().max() < 1e-5
 
 
+@pytest.mark.parametrize("width,n_out", [(1, 5), (8, 37), (32, 64), (32, 1), (64, 150)])
+def test_banded_streams_equal_per_window_attention(model, width, n_out):
+    """The inference streams skip the zeros of the window kernels in width-square blocks; any block
+    width and any number of frames (a multiple of the width or not) give every window's attention."""
+    g = torch.Generator().manual_seed(width + n_out)
+    S = 256 + n_out - 1
+    mel, emo = torch.randn(S, 80, generator=g) * 1.5, torch.randn(S, 88, generator=g)
+    win = torch.arange(n_out)[:, None] + torch.arange(256)[None]
+    with torch.inference_mode():
+        terms = model.stream_terms()
+        km, ke = model.banded_kernels(terms, width)
+        got = model.decode_streams(model.mel_stream_inference(mel, terms, km),
+                                   model.emotion_stream_inference(emo, terms, ke))
+        ref = model(mel[win], emo[win])
+    assert got.shape == (n_out, 52)
+    assert (got - ref).abs().max() < 1e-5
+
+
 def test_sequence_form_survives_extreme_inputs():
     """Huge score ranges underflow float32 exp sums; the chunk is then redone in float64."""
     torch.manual_seed(0)

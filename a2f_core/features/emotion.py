@@ -103,43 +103,82 @@ class EmotionExtractor:
         end = min(num_samples, (int(hops_cs.max()) + c.margin_cs) * CS)
         return start_cs * CS, end
 
-    def compute(self, buffer: np.ndarray, buffer_start: int, hops_cs: np.ndarray, num_samples: int) -> np.ndarray:
-        """(len(hops), 88) raw functionals for hops ending at ``hops_cs``.
+    def compute(self, buffer: np.ndarray, buffer_start: int, hops_cs: np.ndarray, num_samples: int,
+                on_row=None) -> np.ndarray:
+        """(len(hops), 88) raw functionals for hops ending at ``hops_cs`` (ascending).
 
         ``buffer`` holds samples from ``buffer_start`` and must cover
         :meth:`segment_for` of these hops; ``num_samples`` is the length of
         the recording so far (the end of the audio known to exist).
+        ``on_row(k, values)``, if given, is called (from this thread) each time rows ``[0, k)`` of
+        ``values`` (the array being filled, returned at the end) are final: openSMILE emits each
+        hop's functionals as soon as its window is read, so a caller in another thread can use the
+        first hops while the later ones are computed.
         """
         c = self.cfg
         hops_cs = np.asarray(hops_cs, dtype=np.int64)
         out = np.full((len(hops_cs), NUM_FEATURES), np.nan, dtype=np.float32)
         min_cs = int(round(c.min_duration_s * 100))
         ok = hops_cs >= min_cs
+        first = int(np.argmax(ok)) if ok.any() else len(hops_cs)   # hops ascend: too short ones lead
+        if on_row is not None and first:
+            on_row(first, out)
         if not ok.any():
             return out
         seg_start, seg_end = self.segment_for(hops_cs[ok], num_samples)
         if seg_start < buffer_start or seg_end > buffer_start + len(buffer):
             raise ValueError("audio buffer does not cover the eGeMAPS segment")
         seg = buffer[seg_start - buffer_start:seg_end - buffer_start]
-        # openSMILE converts to int16 by scaling by 32768; keep full-scale samples from wrapping
-        seg = np.clip(seg, -1.0, 32767.0 / 32768.0).astype(np.float32)
+        # openSMILE reads 16-bit samples (x 32768, as opensmile.Smile does); keep full scale from wrapping
+        pcm = (np.clip(seg, -1.0, 32767.0 / 32768.0).astype(np.float32) * 32768).astype(np.int16)
         seg0 = seg_start // CS
         frames = []
         for h in hops_cs[ok]:
             start = max(0, int(h) - c.window_cs)
             frames.append(f"{start - seg0}-{int(h) - 5 - seg0}")
+        n = [first]
+        failed: list[BaseException] = []
+
+        def row(data, meta):           # exceptions here would be lost in ctypes: keep the first
+            k = n[0]
+            n[0] = k + 1
+            if k < len(out) and not failed:
+                out[k] = data
+                try:
+                    if on_row is not None:
+                        on_row(k + 1, out)
+                except BaseException as e:
+                    failed.append(e)
+
         with self._lock:
             self._write_conf(frames)
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                df = self._smile.process_signal(seg, 16000)
-        vals = df.to_numpy(dtype=np.float32)
-        if len(vals) != int(ok.sum()):
-            raise RuntimeError(f"openSMILE returned {len(vals)} windows for {int(ok.sum())} requested")
-        out[ok] = vals
+            self._run(pcm, row)
+        if failed:
+            raise failed[0]
+        if n[0] != len(out):
+            raise RuntimeError(f"openSMILE returned {n[0] - first} windows for {int(ok.sum())} requested")
         return out
+
+    def _run(self, pcm: np.ndarray, row) -> None:
+        """One openSMILE run over 16 kHz int16 samples; ``row(values, meta)`` gets each output frame.
+
+        The same steps as ``opensmile.Smile.process_signal`` (package pinned in pyproject.toml),
+        through its SMILEapi wrapper with a callback sink, so rows arrive while the run goes on.
+        """
+        from opensmile.core.config import config
+
+        options = self._smile._options()
+        options["source"] = os.path.join(self._smile.default_config_root, config.EXTERNAL_INPUT_CONFIG)
+        options["sampleRate"] = 16000
+        options["nBits"] = 16
+        smile = self._smile._smile(options=options)
+        try:
+            smile.external_sink_set_callback_ex(config.EXTERNAL_OUTPUT_COMPONENT, row)
+            smile.external_audio_source_write_data(config.EXTERNAL_SOURCE_COMPONENT, pcm.tobytes())
+            smile.external_audio_source_set_eoi(config.EXTERNAL_SOURCE_COMPONENT)
+            smile.run()
+        finally:
+            smile.free()
 
     @property
     def feature_names(self) -> list[str]:

@@ -156,7 +156,7 @@ class DualStreamModel(nn.Module):
     def _decode(self, mel_out: torch.Tensor, emo_out: torch.Tensor) -> torch.Tensor:
         """Stream outputs (N,I,D) -> per-blendshape stream mix, decoder -> raw (N,I) in [0,1]."""
         w = torch.softmax(self.stream_logits / torch.exp(self.log_temperature), dim=1)  # (I,2)
-        z = w[None, :, 0:1] * mel_out + w[None, :, 1:2] * emo_out + self.queries[None]
+        z = torch.addcmul(self.queries, w[:, 0:1], mel_out).addcmul_(w[:, 1:2], emo_out)
         h = F.gelu(self.dec1(self.norm(z)))                             # (N,I,hidden)
         logits = torch.einsum("nik,ik->ni", h, self.dec2.weight) + self.dec2.bias
         return torch.sigmoid(logits)
@@ -243,7 +243,7 @@ class DualStreamModel(nn.Module):
             with torch.autocast(device_type=mel.device.type, enabled=False):
                 terms = self.stream_terms()
         if not torch.is_grad_enabled() and mel.device.type == "cpu" and N == 1:
-            outs = self._stream_outputs_inference(mel[0], emotion[0], terms, toeplitz)
+            outs = self._stream_outputs_inference(mel[0], emotion[0], terms)
             if outs is not None:
                 out = self._decode(*outs)[None]
                 return out[0] if single else out
@@ -271,68 +271,113 @@ class DualStreamModel(nn.Module):
         with torch.autocast(device_type=mel.device.type, enabled=False):   # sums of exponentials: never bf16
             return self._sequence_sums_fp(mel, emotion, terms, toeplitz, dtype)
 
-    def _stream_outputs_inference(self, mel, emotion, terms, toeplitz):
+    def banded_kernels(self, terms: dict, width: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both streams' window kernels as bands, float32, for :meth:`mel_stream_inference` and
+        :meth:`emotion_stream_inference`.
+
+        Output frames are taken ``width`` at a time; block ``o`` (frames ``o*width + t``) reads input
+        frames ``o*width + u`` for ``u < U`` (``U`` = ``width + context - 1`` rounded up to a multiple
+        of ``width``) through ``[t, u] = kernel[u - t]`` (zero outside the window), the same matrix
+        for every block. Returns two (I*H, width, U) tensors.
+        """
+        I, H, L = self.cfg.n_blendshapes, self.cfg.n_heads, self.cfg.context
+        W = int(width)
+        U = -(-(L - 1 + W) // W) * W
+        j = torch.arange(U)[None, :] - torch.arange(W)[:, None]                 # (t, u)
+        inside = (j >= 0) & (j < L)
+        out = []
+        for name in ("mel_gamma", "emo_gamma"):
+            g = terms[name].reshape(I * H, L).to(torch.float32)
+            g = torch.exp(g - g.max(dim=1, keepdim=True).values)
+            out.append(torch.where(inside[None], g[:, j.clamp(0, L - 1)], torch.zeros((), dtype=g.dtype)))
+        return out[0], out[1]
+
+    @staticmethod
+    def _banded_pad(x: torch.Tensor, n_out: int, kernel: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Frames (S, C) padded at the end to what the blocks of ``n_out`` outputs read, by repeating
+        the last frame (padding meets only kernel zeros or outputs that are dropped); and the
+        number of output blocks."""
+        W, U = kernel.shape[-2:]
+        n_blk = -(-n_out // W)
+        pad = (n_blk - 1) * W + U - x.shape[0]
+        return (torch.cat([x, x[-1:].expand(pad, -1)]) if pad > 0 else x), n_blk
+
+    @staticmethod
+    def _banded_sums(rows: torch.Tensor, kernel: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """rows (K, S_in, C), kernel (K, W, U) -> out (n_blk, K, W, C): window sums, one bmm per block."""
+        W, U = kernel.shape[-2:]
+        for o in range(out.shape[0]):
+            torch.bmm(kernel, rows[:, o * W:o * W + U], out=out[o])
+        return out
+
+    def _stream_outputs_inference(self, mel, emotion, terms, kernels=None):
         """Both streams' attended outputs (T, I, D) for one sequence (S, .), float32, no autograd;
         None when the eGeMAPS sums underflow float32 (the caller then takes the float64 path)."""
-        if toeplitz is None or toeplitz[0].shape[-1] != mel.shape[0] - self.cfg.context + 1 \
-                or toeplitz[0].dtype != torch.float32:
-            toeplitz = self.sequence_kernels(mel.shape[0] - self.cfg.context + 1, terms, torch.float32)
-        emo_out = self.emotion_stream_inference(emotion, terms, toeplitz[1])
+        if kernels is None:
+            kernels = self.banded_kernels(terms)
+        emo_out = self.emotion_stream_inference(emotion, terms, kernels[1])
         if emo_out is None:
             return None
-        return self.mel_stream_inference(mel, terms, toeplitz[0]), emo_out
+        return self.mel_stream_inference(mel, terms, kernels[0]), emo_out
 
     def mel_stream_inference(self, mel: torch.Tensor, terms: dict, kernel: torch.Tensor,
                              block: int = 4) -> torch.Tensor:
         """The mel stream's attended output (T, I, D) for normalised frames (S, 80), T = S - context + 1.
 
         Float32 without autograd; the same sums as :meth:`_sequence_sums_fp`, arranged for speed:
-        queries are taken ``block`` at a time so that each block's exponentials stay in cache between
-        being written and being read by its bmm; the row maxima come from each band's min and max
-        (``alpha * x`` is linear in x); rows whose window sums fall below float32 range (digital
-        silence next to speech, under a sharp band weight) are recomputed alone in float64.
-        ``kernel``: ``sequence_kernels(T, terms)[0]``.
+        the window sums are banded (each output frame reads ``context`` input frames), so they are
+        taken as small dense blocks that skip the zeros (``kernel``: ``banded_kernels(terms)[0]``);
+        queries go ``block`` at a time so that each block's exponentials stay in cache between being
+        written and being read; the row maxima come from each band's min and max (``alpha * x`` is
+        linear in x); rows whose window sums fall below float32 range (digital silence next to
+        speech, under a sharp band weight) are recomputed alone in float64.
         """
         c = self.cfg
         I, H, B, dh = c.n_blendshapes, c.n_heads, c.n_mels, c.d_head
         S = mel.shape[0]
         T = S - c.context + 1
+        W = kernel.shape[-2]
         f32 = torch.float32
-        xm = mel.to(f32).T.contiguous()                                        # (B,S)
-        alpha = terms["mel_alpha"].to(f32).permute(0, 2, 1)[..., None]         # (I,H,B,1)
-        neg_peak = -torch.maximum(alpha * xm.amax(-1, keepdim=True), alpha * xm.amin(-1, keepdim=True))
-        sums = torch.empty((I * H, 2 * B, T), dtype=f32)
-        rows = torch.empty((block, H, 2, B, S), dtype=f32)
+        mel = mel.to(f32)
+        xp, n_blk = self._banded_pad(mel, T, kernel)                            # (S_in, B)
+        alpha = terms["mel_alpha"].to(f32).permute(0, 2, 1)                    # (I,H,B)
+        neg_peak = -torch.maximum(alpha * mel.amax(0), alpha * mel.amin(0))    # (I,H,B)
+        alpha, neg_peak = alpha[:, :, None, :], neg_peak[:, :, None, :]
+        m = torch.empty((I * H, n_blk * W, B), dtype=f32)                      # (IH, T_pad, B)
+        den_min = torch.empty((I * H, B), dtype=f32)
+        rows = torch.empty((block, H, xp.shape[0], 2, B), dtype=f32)
+        sums = torch.empty((n_blk, block * H, W, 2, B), dtype=f32)
         for q0 in range(0, I, block):
             q1 = min(I, q0 + block)
             n, k0, k1 = q1 - q0, q0 * H, q1 * H
             r = rows[:n]
-            e = r[:, :, 0]
-            torch.addcmul(neg_peak[q0:q1], alpha[q0:q1], xm, out=e)
+            e = r[..., 0, :]
+            torch.addcmul(neg_peak[q0:q1], alpha[q0:q1], xp, out=e)
             e.exp_()
-            torch.mul(e, xm, out=r[:, :, 1])
-            torch.bmm(r.view(n * H, 2 * B, S), kernel[k0:k1], out=sums[k0:k1])
-        sums = sums.view(I, H, 2, B, T)
-        den, num = sums[:, :, 0], sums[:, :, 1]                                # (I,H,B,T)
-        m = num / den
-        bad = den.amin(dim=-1) < 1e-30                                         # (I,H,B)
+            torch.mul(e, xp, out=r[..., 1, :])
+            s = self._banded_sums(r.view(n * H, -1, 2 * B), kernel[k0:k1],
+                                  sums[:, :n * H].view(n_blk, n * H, W, 2 * B)).view(n_blk, n * H, W, 2, B)
+            den = s[..., 0, :].transpose(0, 1)                                 # (nH, n_blk, W, B)
+            torch.div(s[..., 1, :].transpose(0, 1), den, out=m[k0:k1].view(n * H, n_blk, W, B))
+            den_min[k0:k1] = den.reshape(n * H, -1, B)[:, :T].amin(dim=1)
+        bad = (den_min < 1e-30).view(I, H, B)
         if bool(bad.any()):
             i, h, b = bad.nonzero(as_tuple=True)
-            x64 = xm[b].double()                                               # (R,S)
-            a64 = alpha[i, h, b].double() * x64
+            x64 = mel[:, b].T.double()                                         # (R,S)
+            a64 = terms["mel_alpha"].permute(0, 2, 1)[i, h, b].double()[:, None] * x64
             e64 = torch.exp(a64 - a64.amax(dim=-1, keepdim=True))
             k64 = self.sequence_kernels(1, terms, torch.float64)[0]            # (I*H, L, 1)
             kern = k64[i * H + h, :, 0][:, None, :]                            # (R,1,L): conv1d correlates
             both = torch.stack([e64, e64 * x64], dim=1).reshape(1, -1, S)      # (1, 2R, S)
             out = torch.nn.functional.conv1d(both, kern.repeat_interleave(2, dim=0), groups=2 * len(i))
             out = out.reshape(len(i), 2, T)
-            m[i, h, b] = (out[:, 1] / out[:, 0]).float()
+            m.view(I, H, -1, B)[i, h, :T, b] = (out[:, 1] / out[:, 0]).float()
         # sum_b pi[i,b] (m * vw[b,h] + vc[b,h]): one bmm per (i,h) over the bands
         pi = torch.softmax(self.band_logits, dim=1).to(f32)                    # (I,B)
         vw = terms["vw"].to(f32)                                               # (B,H,dh)
         wm = (pi[:, None, :, None] * vw.permute(1, 0, 2)[None]).reshape(I * H, B, dh)
-        out = torch.bmm(wm.transpose(1, 2), m.reshape(I * H, B, T))            # (IH,dh,T)
-        out = out.view(I, H, dh, T).permute(3, 0, 1, 2).reshape(T, I, c.d_model)
+        out = torch.bmm(m[:, :T], wm)                                          # (IH,T,dh)
+        out = out.view(I, H, T, dh).permute(2, 0, 1, 3).reshape(T, I, c.d_model)
         return out + torch.einsum("ib,bhd->ihd", pi, terms["vc"].to(f32)).reshape(I, c.d_model)
 
     def emotion_stream_inference(self, emotion: torch.Tensor, terms: dict, kernel: torch.Tensor,
@@ -340,30 +385,39 @@ class DualStreamModel(nn.Module):
         """The eGeMAPS stream's attended output (T, I, D) for normalised frames (S, 88); float32, no
         autograd. The values are projected to each head's value space before the window sums (64
         rows per head instead of 88: the projection is linear, so it commutes with the sums). None
-        if the sums underflow float32. ``kernel``: ``sequence_kernels(T, terms)[1]``."""
+        if the sums underflow float32. ``kernel``: ``banded_kernels(terms)[1]``."""
         c = self.cfg
         I, H, dh = c.n_blendshapes, c.n_heads, c.d_head
         S = emotion.shape[0]
         T = S - c.context + 1
+        W = kernel.shape[-2]
         f32 = torch.float32
         emo = emotion.to(f32)
         se = torch.einsum("sf,ihf->ihs", emo, terms["emo_a"].to(f32))          # (I,H,S)
         se = se - se.amax(dim=-1, keepdim=True)
-        vals = torch.matmul(terms["ev"].to(f32).reshape(H, dh, c.n_emotion), emo.T)   # (H,dh,S)
-        sums = torch.empty((I * H, 1 + dh, T), dtype=f32)
-        rows = torch.empty((block, H, 1 + dh, S), dtype=f32)
+        vals = torch.matmul(emo, terms["ev"].to(f32).T)                        # (S, H*dh)
+        vp, n_blk = self._banded_pad(vals, T, kernel)                          # (S_in, H*dh)
+        S_in = vp.shape[0]
+        se = torch.cat([se, se[..., -1:].expand(I, H, S_in - S)], dim=-1) if S_in > S else se
+        vp = vp.view(S_in, H, dh).transpose(0, 1)                               # (H, S_in, dh)
+        u = torch.empty((I * H, n_blk * W, dh), dtype=f32)                     # (IH, T_pad, dh)
+        rows = torch.empty((block, H, S_in, 1 + dh), dtype=f32)
+        sums = torch.empty((n_blk, block * H, W, 1 + dh), dtype=f32)
+        den_min = float("inf")
         for q0 in range(0, I, block):
             q1 = min(I, q0 + block)
             n, k0, k1 = q1 - q0, q0 * H, q1 * H
             r = rows[:n]
-            torch.exp(se[q0:q1], out=r[:, :, 0])
-            torch.mul(r[:, :, :1], vals, out=r[:, :, 1:])
-            torch.bmm(r.view(n * H, 1 + dh, S), kernel[k0:k1], out=sums[k0:k1])
-        sums = sums.view(I, H, 1 + dh, T)
-        den = sums[:, :, :1]
-        if float(den.min()) < 1e-30:
+            torch.exp(se[q0:q1], out=r[..., 0])
+            torch.mul(r[..., :1], vp, out=r[..., 1:])
+            s = self._banded_sums(r.view(n * H, S_in, 1 + dh), kernel[k0:k1], sums[:, :n * H]).transpose(0, 1)
+            den = s[..., :1]                                                   # (nH, n_blk, W, 1)
+            den_min = min(den_min, float(den.reshape(n * H, -1)[:, :T].min()))
+            torch.div(s[..., 1:], den, out=u[k0:k1].view(n * H, n_blk, W, dh))
+        if den_min < 1e-30:
             return None
-        return (sums[:, :, 1:] / den).permute(3, 0, 1, 2).reshape(T, I, c.d_model) + terms["ec"].to(f32)
+        u = u[:, :T].view(I, H, T, dh).permute(2, 0, 1, 3).reshape(T, I, c.d_model)
+        return u + terms["ec"].to(f32)
 
     def decode_streams(self, mel_out: torch.Tensor, emo_out: torch.Tensor) -> torch.Tensor:
         """Raw blendshapes (T, 52) from both streams' outputs (T, I, D)."""
