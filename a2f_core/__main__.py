@@ -43,7 +43,7 @@ def _batch_inputs(spec: str) -> list[Path] | None:
 
 def _cmd_infer(args: argparse.Namespace) -> int:
     from .audio import audio_info
-    from .engine import infer
+    from .engine import default_threads, infer
     from .errors import OutputError
     from .model import load_checkpoint
 
@@ -61,7 +61,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     duration = audio_info(args.input)[0]
     model = load_checkpoint(args.checkpoint)
     show = not args.quiet and duration > 5.0 and sys.stderr.isatty()
-    curves = infer(args.input, model, fps=args.fps, threads=args.threads, progress=show or None,
+    curves = infer(args.input, model, fps=args.fps, threads=args.threads or default_threads(),
+                   progress=show or None,
                    expression=_expression(args))
     curves.save(out, fmt)
     if not args.quiet:
@@ -97,7 +98,9 @@ def _intensity(spec: str | None) -> dict:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench, run_hours
+    from .engine import default_threads
 
+    args.threads = args.threads or default_threads()
     if args.hours:
         result = run_hours(args.hours, checkpoint=args.checkpoint, threads=args.threads)
     else:
@@ -304,7 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="output format (default: from the extension); livelink = Live Link Face CSV")
     pi.add_argument("--checkpoint", help="model checkpoint (default: the trained model shipped with a2f_core)")
     pi.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
-    pi.add_argument("--threads", type=int, help="torch threads for this run (default: torch's own setting)")
+    pi.add_argument("--threads", type=int, help="torch threads for this run (default: all cores but one, "
+                    "which computes the eGeMAPS features alongside; with --jobs N: cores/N - 1 each)")
     pi.add_argument("--no-procedural", action="store_true",
                     help="no blinks, gaze, brow emphasis: the model's curves as they are")
     pi.add_argument("--emotion", default="neutral", choices=["neutral", "happy", "sad", "angry", "surprised"],
@@ -319,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Time the whole pipeline, features included, on synthetic speech; print JSON.")
     pb.add_argument("--seconds", type=float, default=60.0, help="length of the synthetic clip (default 60)")
     pb.add_argument("--checkpoint", help="model checkpoint (default: shipped model, else random weights)")
-    pb.add_argument("--threads", type=int, help="torch threads (default: torch's own setting)")
+    pb.add_argument("--threads", type=int, help="torch threads (default: all cores but one, as infer)")
     pb.add_argument("--naive", action="store_true", help="also run the per-frame textbook forward and compare")
     pb.add_argument("--hours", type=float, help="stream this many hours of synthetic speech and report RSS at "
                                                "10/50/100 %% (memory stays flat)")

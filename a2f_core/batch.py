@@ -2,7 +2,8 @@
 
 Worker processes (spawned: a fresh interpreter each, safe beside torch's threads) each load the
 model once and take files one by one; a file that fails is reported in one line and the others go
-on. Each worker uses ``cores // jobs`` torch threads unless told otherwise.
+on. Each worker uses ``cores // jobs - 1`` torch threads (at least 1; the core left over runs its
+openSMILE thread) unless told otherwise.
 """
 
 from __future__ import annotations
@@ -47,10 +48,10 @@ def infer_files(inputs: list[Path], outdir: Path, spec: str = "", fmt: str | Non
     """Every file of ``inputs`` -> ``outdir/<stem>.<ext>`` in ``jobs`` worker processes; returns the exit
     code (2 if any file failed: each failure is one line on stderr, the other files go on)."""
     import multiprocessing as mp
-    import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
+    from .engine import default_threads
     from .errors import A2FError, OutputError
     from .model import load_checkpoint
 
@@ -74,7 +75,7 @@ def infer_files(inputs: list[Path], outdir: Path, spec: str = "", fmt: str | Non
     load_checkpoint(checkpoint)     # a bad checkpoint fails once, here, not in every worker
     outdir.mkdir(exist_ok=True)
     jobs = max(1, min(jobs, len(inputs)))
-    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+    threads = threads or default_threads(jobs)
     work = [(str(src), str(out), fmt, fps, expression) for src, out in zip(inputs, outs)]
     bar = None
     if not quiet:

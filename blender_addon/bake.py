@@ -105,6 +105,7 @@ def compute(job: BakeJob, progress: Callable[[float], None] | None = None,
             cancel: Callable[[], bool] | None = None, model=None) -> BakeJob:
     """Run the model and sample its curves at the strip's frames (no bpy)."""
     from a2f_core import infer, load_model
+    from a2f_core.engine import default_threads
 
     t0 = time.perf_counter()
     model = model if model is not None else load_model(job.options.checkpoint)
@@ -113,7 +114,7 @@ def compute(job: BakeJob, progress: Callable[[float], None] | None = None,
     from a2f_core.expression import ExpressionConfig, apply_expression
 
     clip = a.audio[: max(end, 1)]
-    curves = infer(clip, model, rate=16000, threads=job.options.threads,
+    curves = infer(clip, model, rate=16000, threads=job.options.threads or default_threads(),
                    progress=progress, cancel=cancel, block_seconds=10.0)
     o = job.options
     curves = apply_expression(curves, clip, ExpressionConfig(

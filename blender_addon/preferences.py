@@ -19,7 +19,8 @@ class A2F_Preferences(bpy.types.AddonPreferences):
     checkpoint: StringProperty(name="Model Checkpoint", subtype="FILE_PATH", default="",
                                description="A trained a2f_core checkpoint (.pt); empty: the model shipped inside")
     threads: IntProperty(name="Threads", default=0, min=0, max=64,
-                         description="CPU threads for the bake (0: Blender/torch default)")
+                         description="CPU threads for the bake (0: all cores but one, which computes "
+                                     "the eGeMAPS features alongside)")
 
     def draw(self, context):
         layout = self.layout

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from a2f_core.arkit import ARKIT_NAMES
-from a2f_core.engine import StreamingEngine, infer, infer_naive, torch_threads
+from a2f_core.engine import StreamingEngine, default_threads, infer, infer_naive, torch_threads
 from a2f_core.features.mel import num_frames
 from tests.troubleshooting import rows
 
@@ -150,6 +150,12 @@ def test_thread_option_restores_callers_setting():
     with torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("cores,jobs,want", [(2, 1, 1), (1, 1, 1), (8, 1, 7), (8, 2, 3), (8, 4, 1), (2, 2, 1)])
+def test_default_threads_leave_each_run_a_core_for_opensmile(monkeypatch, cores, jobs, want):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert default_threads(jobs) == want
 
 
 def test_progress_and_cancel(model, speech):
