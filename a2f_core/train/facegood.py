@@ -47,7 +47,12 @@ DEV_CLIPS = ("1114_2_04", "1114_3_15")   # held apart for evaluation, never trai
 
 
 def column_names(folder: Path) -> list[str]:
-    return [str(n) for n in np.load(folder / "shirley_1015_bs_name.npy", allow_pickle=True)]
+    import warnings
+
+    with warnings.catch_warnings():   # the name list is a Python-2 pickle: numpy says so on every load
+        warnings.filterwarnings("ignore", message="Reading `.npy` or `.npz` file required additional header",
+                                category=UserWarning)
+        return [str(n) for n in np.load(folder / "shirley_1015_bs_name.npy", allow_pickle=True)]
 
 
 def to_arkit(labels: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
