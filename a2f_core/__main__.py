@@ -100,11 +100,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench, run_hours
     from .engine import default_threads
 
-    args.threads = args.threads or default_threads()
+    threads = args.threads or default_threads()
     if args.hours:
-        result = run_hours(args.hours, checkpoint=args.checkpoint, threads=args.threads)
+        result = run_hours(args.hours, checkpoint=args.checkpoint, threads=threads)
     else:
-        result = run_bench(seconds=args.seconds, checkpoint=args.checkpoint, threads=args.threads, naive=args.naive)
+        result = run_bench(seconds=args.seconds, checkpoint=args.checkpoint, threads=threads, naive=args.naive)
     print(json.dumps(result, indent=2))
     return 0
 

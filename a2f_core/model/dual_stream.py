@@ -228,7 +228,7 @@ class DualStreamModel(nn.Module):
         (S - context + 1, 52) (or (N, S - context + 1, 52)): row t is
         :meth:`forward` of the window ``mel[t : t + context]``. Exact up to
         float rounding; chunks whose softmax sums fall below float32 range are
-        redone in float64.
+        redone in float64 (float64 inputs take that path at once).
         """
         c = self.cfg
         single = mel.dim() == 2
@@ -242,12 +242,13 @@ class DualStreamModel(nn.Module):
         if terms is None:
             with torch.autocast(device_type=mel.device.type, enabled=False):
                 terms = self.stream_terms()
-        if not torch.is_grad_enabled() and mel.device.type == "cpu" and N == 1:
+        exact = mel.dtype == torch.float64
+        if not exact and not torch.is_grad_enabled() and mel.device.type == "cpu" and N == 1:
             outs = self._stream_outputs_inference(mel[0], emotion[0], terms)
             if outs is not None:
                 out = self._decode(*outs)[None]
                 return out[0] if single else out
-        sums = self._sequence_sums(mel, emotion, terms, toeplitz, torch.float32)
+        sums = None if exact else self._sequence_sums(mel, emotion, terms, toeplitz, torch.float32)
         if sums is None:
             sums = self._sequence_sums(mel.double(), emotion.double(), terms, None, torch.float64)
         m, u_bar = sums
@@ -310,11 +311,10 @@ class DualStreamModel(nn.Module):
             torch.bmm(kernel, rows[:, o * W:o * W + U], out=out[o])
         return out
 
-    def _stream_outputs_inference(self, mel, emotion, terms, kernels=None):
+    def _stream_outputs_inference(self, mel, emotion, terms):
         """Both streams' attended outputs (T, I, D) for one sequence (S, .), float32, no autograd;
         None when the eGeMAPS sums underflow float32 (the caller then takes the float64 path)."""
-        if kernels is None:
-            kernels = self.banded_kernels(terms)
+        kernels = self.banded_kernels(terms)
         emo_out = self.emotion_stream_inference(emotion, terms, kernels[1])
         if emo_out is None:
             return None
@@ -364,7 +364,7 @@ class DualStreamModel(nn.Module):
         if bool(bad.any()):
             i, h, b = bad.nonzero(as_tuple=True)
             x64 = mel[:, b].T.double()                                         # (R,S)
-            a64 = terms["mel_alpha"].permute(0, 2, 1)[i, h, b].double()[:, None] * x64
+            a64 = alpha[i, h, 0, b].double()[:, None] * x64
             e64 = torch.exp(a64 - a64.amax(dim=-1, keepdim=True))
             k64 = self.sequence_kernels(1, terms, torch.float64)[0]            # (I*H, L, 1)
             kern = k64[i * H + h, :, 0][:, None, :]                            # (R,1,L): conv1d correlates
@@ -392,14 +392,11 @@ class DualStreamModel(nn.Module):
         T = S - c.context + 1
         W = kernel.shape[-2]
         f32 = torch.float32
-        emo = emotion.to(f32)
-        se = torch.einsum("sf,ihf->ihs", emo, terms["emo_a"].to(f32))          # (I,H,S)
+        emo, n_blk = self._banded_pad(emotion.to(f32), T, kernel)              # (S_in, 88)
+        S_in = emo.shape[0]
+        se = torch.einsum("sf,ihf->ihs", emo, terms["emo_a"].to(f32))          # (I,H,S_in)
         se = se - se.amax(dim=-1, keepdim=True)
-        vals = torch.matmul(emo, terms["ev"].to(f32).T)                        # (S, H*dh)
-        vp, n_blk = self._banded_pad(vals, T, kernel)                          # (S_in, H*dh)
-        S_in = vp.shape[0]
-        se = torch.cat([se, se[..., -1:].expand(I, H, S_in - S)], dim=-1) if S_in > S else se
-        vp = vp.view(S_in, H, dh).transpose(0, 1)                               # (H, S_in, dh)
+        vp = torch.matmul(emo, terms["ev"].to(f32).T).view(S_in, H, dh).transpose(0, 1)   # (H, S_in, dh)
         u = torch.empty((I * H, n_blk * W, dh), dtype=f32)                     # (IH, T_pad, dh)
         rows = torch.empty((block, H, S_in, 1 + dh), dtype=f32)
         sums = torch.empty((n_blk, block * H, W, 1 + dh), dtype=f32)
