@@ -21,7 +21,9 @@ held); each frame is finished (eGeMAPS stream, decoder, smoothing) once
 its eGeMAPS values arrive, and openSMILE hands over every hop as soon as
 it is computed, so the frames of a batch are finished while the batch
 still runs. The numbers do not depend on this schedule (beyond float
-rounding where it moves a chunk boundary).
+rounding where it moves a chunk boundary). The eGeMAPS frames interpolate
+hops that fall on every 9th frame, so their window sums go by 9-frame groups
+(:meth:`DualStreamModel.emotion_stream_grouped`) except in the last chunk.
 """
 
 from __future__ import annotations
@@ -154,6 +156,10 @@ class StreamingEngine:
         with torch.inference_mode():
             self._terms = {k: v.detach().clone() for k, v in model.stream_terms().items()}
             self._kernels = model.banded_kernels(self._terms)      # the same for every chunk size
+            # hops fall on every G-th frame (9 at 30 fps, 300 ms): eGeMAPS frames are linear in groups
+            group = emotion_cfg.hop_cs * mel_cfg.fps / 100
+            self._group = int(group) if group == int(group) and group >= 2 else None
+            self._group_kernel = model.grouped_kernel(self._terms, self._group) if self._group else None
             self._alpha = model.smoothing_alpha().detach().numpy().astype(np.float32)
         self.reset()
 
@@ -327,7 +333,13 @@ class StreamingEngine:
             s0, s1 = t - c.past, t + n + c.lookahead
             emo = align_to_frames(self._hops, self._hop_vals, np.arange(s0, s1), self.mel_cfg.fps)
             with torch.inference_mode():
-                emo_out = self.model.emotion_stream_inference(torch.from_numpy(emo), self._terms, self._kernels[1])
+                emo_t = torch.from_numpy(emo)
+                emo_out = None
+                if self._group:        # not at the end of a recording, where the last hop breaks a group
+                    emo_out = self.model.emotion_stream_grouped(emo_t, self._terms, self._group_kernel,
+                                                                s0 % self._group)
+                if emo_out is None:
+                    emo_out = self.model.emotion_stream_inference(emo_t, self._terms, self._kernels[1])
                 if emo_out is not None:
                     raw = self.model.decode_streams(mel_out, emo_out).numpy()
                 else:                  # eGeMAPS sums below float32 range: the whole chunk in float64

@@ -51,6 +51,20 @@ def test_trained_model_equals_naive_across_silence(shipped, speech, chunk, piece
     assert repairs, "the clip should exercise the float64 row repair"
 
 
+def test_grouped_emotion_stream_is_used_and_changes_nothing(model, speech, monkeypatch):
+    """The engine takes the grouped eGeMAPS sums for every chunk but the last (whose final hop
+    falls between grid frames) and gives the frame-by-frame result."""
+    x = np.concatenate([speech, speech])
+    calls = []
+    grouped = model.emotion_stream_grouped
+    monkeypatch.setattr(model, "emotion_stream_grouped", lambda *a, **k: calls.append(grouped(*a, **k)) or calls[-1])
+    got = infer(x, model, rate=16000, block_seconds=4.0).values
+    monkeypatch.setattr(model, "emotion_stream_grouped", lambda *a, **k: None)
+    ref = infer(x, model, rate=16000, block_seconds=4.0).values
+    assert len(calls) >= 3 and sum(c is not None for c in calls) >= len(calls) - 1
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
 def test_overlapped_and_serial_schedules_agree(model, speech):
     x = np.concatenate([speech, speech])
     a = StreamingEngine(model, emotion_batch_s=2.0, overlap=True)

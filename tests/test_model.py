@@ -63,6 +63,40 @@ def test_banded_streams_equal_per_window_attention(model, width, n_out):
     assert (got - ref).abs().max() < 1e-5
 
 
+@pytest.mark.parametrize("n_out,s0", [(128, -251), (1, 17), (7, 100), (135, 3), (200, 1003)])
+def test_grouped_emotion_stream_equals_frame_sums(model, n_out, s0):
+    """eGeMAPS frames that interpolate hops every 9 frames are linear inside 9-frame groups; the
+    grouped window sums give the frame-by-frame result for any chunk length and any phase."""
+    from a2f_core.features.emotion import align_to_frames
+
+    rng = np.random.default_rng(n_out)
+    hops = np.arange(30, 30 * 300, 30)
+    vals = (2 * rng.standard_normal((len(hops), 88))).astype(np.float32)
+    emo = torch.from_numpy(align_to_frames(hops, vals, np.arange(s0, s0 + n_out + 255)))
+    with torch.inference_mode():
+        terms = model.stream_terms()
+        ref = model.emotion_stream_inference(emo, terms, model.banded_kernels(terms)[1])
+        got = model.emotion_stream_grouped(emo, terms, model.grouped_kernel(terms, 9), s0 % 9)
+    assert got is not None and got.shape == ref.shape == (n_out, 52, 256)
+    assert (got - ref).abs().max() < 1e-5
+
+
+def test_grouped_emotion_stream_declines_frames_that_are_not_linear_in_groups(model):
+    """Frames off the 9-frame grid (the recording's last hop, or any other input) are left to the
+    frame-by-frame sums."""
+    from a2f_core.features.emotion import align_to_frames
+
+    hops = np.array([30, 60, 90, 104])         # the last hop ends a recording between grid points
+    vals = np.random.default_rng(0).standard_normal((4, 88)).astype(np.float32)
+    emo = torch.from_numpy(align_to_frames(hops, vals, np.arange(-240, 41)))   # frames -240..40
+    with torch.inference_mode():
+        terms = model.stream_terms()
+        kern = model.grouped_kernel(terms, 9)
+        assert model.emotion_stream_grouped(emo, terms, kern, -240 % 9) is None   # hop 104 cs: frame 31.2
+        assert model.emotion_stream_grouped(torch.randn(300, 88), terms, kern, 0) is None
+        assert model.emotion_stream_grouped(emo[:-10], terms, kern, -240 % 9) is not None   # up to frame 30
+
+
 def test_sequence_form_survives_extreme_inputs():
     """Huge score ranges underflow float32 exp sums; the chunk is then redone in float64."""
     torch.manual_seed(0)

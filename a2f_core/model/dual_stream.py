@@ -359,7 +359,12 @@ class DualStreamModel(nn.Module):
                                   sums[:, :n * H].view(n_blk, n * H, W, 2 * B)).view(n_blk, n * H, W, 2, B)
             den = s[..., 0, :].transpose(0, 1)                                 # (nH, n_blk, W, B)
             torch.div(s[..., 1, :].transpose(0, 1), den, out=m[k0:k1].view(n * H, n_blk, W, B))
-            den_min[k0:k1] = den.reshape(n * H, -1, B)[:, :T].amin(dim=1)
+            full = T // W                                                      # blocks inside [0, T)
+            dm = s[:full, :, :, 0, :].amin(dim=(0, 2)) if full else None       # (nH, B), no copies
+            if full < n_blk and T > full * W:
+                dp = s[full, :, :T - full * W, 0, :].amin(dim=1)
+                dm = dp if dm is None else torch.minimum(dm, dp)
+            den_min[k0:k1] = dm
         bad = (den_min < 1e-30).view(I, H, B)
         if bool(bad.any()):
             i, h, b = bad.nonzero(as_tuple=True)
@@ -376,9 +381,9 @@ class DualStreamModel(nn.Module):
         pi = torch.softmax(self.band_logits, dim=1).to(f32)                    # (I,B)
         vw = terms["vw"].to(f32)                                               # (B,H,dh)
         wm = (pi[:, None, :, None] * vw.permute(1, 0, 2)[None]).reshape(I * H, B, dh)
-        out = torch.bmm(m[:, :T], wm)                                          # (IH,T,dh)
-        out = out.view(I, H, T, dh).permute(2, 0, 1, 3).reshape(T, I, c.d_model)
-        return out + torch.einsum("ib,bhd->ihd", pi, terms["vc"].to(f32)).reshape(I, c.d_model)
+        const = torch.einsum("ib,bhd->ihd", pi, terms["vc"].to(f32)).reshape(I * H, 1, dh)
+        out = torch.baddbmm(const, m[:, :T], wm)                               # (IH,T,dh)
+        return out.view(I, H, T, dh).permute(2, 0, 1, 3).reshape(T, I, c.d_model)
 
     def emotion_stream_inference(self, emotion: torch.Tensor, terms: dict, kernel: torch.Tensor,
                                  block: int = 4) -> torch.Tensor | None:
@@ -415,6 +420,89 @@ class DualStreamModel(nn.Module):
             return None
         u = u[:, :T].view(I, H, T, dh).permute(2, 0, 1, 3).reshape(T, I, c.d_model)
         return u + terms["ec"].to(f32)
+
+    def grouped_kernel(self, terms: dict, group: int) -> torch.Tensor:
+        """The eGeMAPS window kernel cut into groups of ``group`` frames, for
+        :meth:`emotion_stream_grouped`: (H*I*D, group, group), row ``(h, i, d)``, entry ``[rho, r]`` =
+        ``kernel[group*d + r - rho]`` (zero outside the window): the weight that output ``rho`` of a
+        block of ``group`` outputs gives to frame ``r`` of the ``d``-th group it reads (``D`` groups)."""
+        I, H, L = self.cfg.n_blendshapes, self.cfg.n_heads, self.cfg.context
+        G = int(group)
+        D = (L + G - 2) // G + 1
+        g = terms["emo_gamma"].to(torch.float32).transpose(0, 1).reshape(H * I, L)   # head-major rows
+        g = torch.exp(g - g.max(dim=1, keepdim=True).values)
+        j = G * torch.arange(D)[:, None, None] - torch.arange(G)[None, :, None] + torch.arange(G)[None, None, :]
+        inside = (j >= 0) & (j < L)
+        k = torch.where(inside[None], g[:, j.clamp(0, L - 1)], torch.zeros((), dtype=g.dtype))
+        return k.reshape(H * I * D, G, G)
+
+    def emotion_stream_grouped(self, emotion: torch.Tensor, terms: dict, kernel: torch.Tensor, phase: int,
+                               tol: float = 2e-5) -> torch.Tensor | None:
+        """:meth:`emotion_stream_inference` for eGeMAPS frames that are linear inside groups of
+        ``group`` frames (``kernel``: :meth:`grouped_kernel`); ``phase``: where frame 0 sits in its group.
+
+        The engine's eGeMAPS frames interpolate hops that come every ``group`` frames (9 at 30 fps
+        and 300 ms hops), so inside a group each frame's values are ``a + r * b`` (``r``: position in
+        the group). The window sums of ``p_j * v_j`` then need only two scalar sums per group
+        (``sum p_j`` and ``sum p_j r_j`` over the group's frames in the window) and one product with
+        the groups' ``a`` and ``b`` in each head's value space: 30 groups instead of 256 frames of
+        64-vectors, about 4x less work than the frame-by-frame sums. Same numbers up to float
+        rounding. None when the frames are not linear in their groups (the end of a recording, where
+        the last hop falls inside a group; ``tol``: largest allowed departure, in z-score units) or
+        when the sums underflow float32; the caller then takes :meth:`emotion_stream_inference`.
+        """
+        c = self.cfg
+        I, H, dh, L = c.n_blendshapes, c.n_heads, c.d_head, c.context
+        G = kernel.shape[-1]
+        D = kernel.shape[0] // (H * I)
+        S = emotion.shape[0]
+        T = S - L + 1
+        if T <= 0:
+            return emotion.new_zeros((0, I, c.d_model), dtype=torch.float32)
+        f32, f64 = torch.float32, torch.float64
+        phase = int(phase) % G
+        n_blk = -(-(phase + T) // G)               # blocks of G outputs, counted from the first group start
+        Q = n_blk + D - 1                          # groups read by them
+        # each group's a, b from its first and last frame; then every frame must match a + r*b
+        e64 = emotion.to(f64)
+        pos = torch.arange(S) + phase              # frame position counted from the first group start
+        q_of, r_of = pos // G, pos % G
+        first = torch.clamp(torch.arange(Q) * G - phase, 0, S - 1)
+        last = torch.clamp(torch.arange(Q) * G + G - 1 - phase, 0, S - 1)
+        span = (last - first).to(f64)[:, None]
+        b = torch.where(span > 0, (e64[last] - e64[first]) / span.clamp(min=1), torch.zeros((), dtype=f64))
+        a = e64[first] - r_of[first].to(f64)[:, None] * b
+        if float((a[q_of] + r_of.to(f64)[:, None] * b[q_of] - e64).abs().max()) > tol:
+            return None
+        # exponentials of the scores per frame, laid out in whole groups (zero weight on padding)
+        emo = emotion.to(f32)
+        se = torch.einsum("sf,ihf->his", emo, terms["emo_a"].to(f32)).reshape(H * I, S)
+        se = se - se.amax(dim=-1, keepdim=True)
+        rows = torch.zeros((H * I, 2, Q * G), dtype=f32)
+        w = rows[:, 0, phase:phase + S]
+        torch.exp(se, out=w)
+        torch.mul(w, r_of.to(f32), out=rows[:, 1, phase:phase + S])
+        # sums[(h,i), d, rho, c, o] = sum_r kernel[(h,i,d), rho, r] * rows[(h,i), c, G*(o+d) + r]
+        unf = rows.as_strided((H * I, D, G, 2, n_blk), (2 * Q * G, G, 1, Q * G, G))
+        sums = torch.bmm(kernel, unf.reshape(H * I * D, G, 2 * n_blk)).view(H, I, D, G, 2, n_blk)
+        # per head and output block: (I*G outputs) x (D groups x {a, b}) weights
+        wts = sums.permute(0, 5, 1, 3, 2, 4).reshape(H * n_blk, I * G, 2 * D)
+        # the groups' a and b in each head's value space, plus a column that sums the a-weights (den)
+        ev = terms["ev"].to(f32).view(H, dh, c.n_emotion)
+        vab = torch.zeros((H, 2 * Q, dh + 1), dtype=f32)
+        torch.matmul(torch.cat([a, b]).to(f32), ev.transpose(1, 2), out=vab[..., :dh])
+        vab[:, :Q, :dh] += terms["ec"].to(f32).view(H, 1, dh)   # the a-weights of an output sum to den
+        vab[:, :Q, dh] = 1.0
+        vs = vab.stride()
+        vals = vab.as_strided((H, n_blk, D, 2, dh + 1), (vs[0], vs[1], vs[1], Q * vs[1], vs[2]))
+        num = torch.bmm(wts, vals.reshape(H * n_blk, 2 * D, dh + 1)).view(H, n_blk, I, G, dh + 1)
+        den = num[..., dh]                                                      # (H, n_blk, I, G)
+        if float(den.permute(0, 2, 1, 3).reshape(H * I, n_blk * G)[:, phase:phase + T].min()) < 1e-30:
+            return None
+        out = torch.empty((n_blk, G, I, H, dh), dtype=f32)
+        torch.div(num[..., :dh].permute(1, 3, 2, 0, 4), num[..., dh:].permute(1, 3, 2, 0, 4), out=out)
+        out = out.view(n_blk * G, I, c.d_model)
+        return out[phase:phase + T]
 
     def decode_streams(self, mel_out: torch.Tensor, emo_out: torch.Tensor) -> torch.Tensor:
         """Raw blendshapes (T, 52) from both streams' outputs (T, I, D)."""
