@@ -110,7 +110,7 @@ def test_bench_prints_json_with_rtf():
     r = cli("bench", "--seconds", "3")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
-    for key in ("rtf", "peak_rss_mb", "audio_seconds", "frames", "rtf_features", "rtf_model"):
+    for key in ("rtf", "peak_rss_mb", "audio_seconds", "frames", "rtf_features", "rtf_model", "rtf_emotion_alone"):
         assert key in d
     assert d["frames"] == 90 and d["rtf"] > 0
 
