@@ -211,3 +211,95 @@ def test_inference_opens_no_network_connection(model, speech, monkeypatch):
     monkeypatch.setattr(socket, "socket", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     assert len(infer(speech[:32000], model, rate=16000)) == 60
+
+
+def _textbook_window_means(scores, gamma, values):
+    """out[k, t, n] = sum_j softmax_j(scores[k, n, t+j] + gamma[k, j]) values[k, n, t+j] (explicit windows)."""
+    L = gamma.shape[1]
+    T = scores.shape[-1] - L + 1
+    idx = torch.arange(T)[:, None] + torch.arange(L)[None]
+    p = torch.softmax(scores[..., idx] + gamma[:, None, None, :], dim=-1)          # (K, N, T, L)
+    return torch.einsum("kntl,kntlc->ktnc", p, values[:, :, idx])
+
+
+def test_window_means_and_their_gradients_match_the_textbook_form():
+    """The training form's banded window means and their direct gradient (no autograd through the
+    sums) equal explicit windows, and pass torch's numerical gradient check."""
+    from a2f_core.model.windows import EmoWindowMeans, MelWindowMeans
+
+    g = torch.Generator().manual_seed(0)
+    K, L, N, S, B, F = 5, 20, 2, 50, 3, 4
+    alpha = torch.randn(K, B, dtype=torch.float64, generator=g).requires_grad_()
+    gamma = torch.randn(K, L, dtype=torch.float64, generator=g).requires_grad_()
+    x = torch.randn(N, S, B, dtype=torch.float64, generator=g)
+    scores = torch.randn(K, N, S, dtype=torch.float64, generator=g).requires_grad_()
+    v = torch.randn(N, S, F, dtype=torch.float64, generator=g)
+    mel = lambda a, gm: MelWindowMeans.apply(a, gm, x, 8, 2)[0]          # noqa: E731
+    emo = lambda sc, gm: EmoWindowMeans.apply(sc, gm, v, 8, 2)[0]        # noqa: E731
+    xs = x.transpose(1, 2)                                               # (N, B, S)
+    mel_ref = torch.stack([_textbook_window_means(alpha[:, b, None, None] * xs[None, :, b], gamma,
+                                                  xs[None, :, b, :, None].expand(K, -1, -1, 1))[..., 0]
+                           for b in range(B)], dim=-1)
+    assert (mel(alpha, gamma) - mel_ref).abs().max() < 1e-12
+    assert (emo(scores, gamma) - _textbook_window_means(scores, gamma, v[None].expand(K, -1, -1, -1))).abs().max() < 1e-12
+    assert torch.autograd.gradcheck(mel, (alpha, gamma), eps=1e-6, atol=1e-6, fast_mode=True)
+    assert torch.autograd.gradcheck(emo, (scores, gamma), eps=1e-6, atol=1e-6, fast_mode=True)
+
+
+def test_training_form_gives_the_dense_sums_gradients():
+    """On CPU the model's sequence form trains through the banded window means; its output and every
+    parameter's gradient equal autograd through the dense Toeplitz sums."""
+    torch.manual_seed(0)
+    m = DualStreamModel(ModelConfig(n_heads=2, context=40, lookahead=3)).train()
+    mel, emo = torch.randn(3, 40 + 21, 80) * 0.7, torch.randn(3, 40 + 21, 88) * 0.7
+
+    def run(dense):
+        m.zero_grad()
+        kern = m.sequence_kernels(21, m.stream_terms()) if dense else None
+        out = m.forward_sequence(mel, emo, toeplitz=kern)
+        (out * torch.linspace(-1, 1, 52)).sum().backward()
+        return out.detach(), {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+
+    out_b, grad_b = run(False)
+    out_d, grad_d = run(True)
+    assert (out_b - out_d).abs().max() < 1e-5
+    assert grad_b.keys() == grad_d.keys() and len(grad_b) > 10
+    for name, gd in grad_d.items():
+        assert (grad_b[name] - gd).abs().max() <= 1e-4 * (1 + gd.abs().max()), name
+
+
+def test_window_means_take_underflowing_rows_in_float64(monkeypatch):
+    """Digital silence beside speech under a sharp band weight drives whole windows' sums below
+    float32 range: those rows are computed (and differentiated) in float64, the rest stays float32."""
+    from a2f_core.model.windows import MelWindowMeans
+
+    rows64 = MelWindowMeans._rows64
+    repaired = []
+    monkeypatch.setattr(MelWindowMeans, "_rows64",
+                        staticmethod(lambda a, *rest: repaired.append(len(a)) or rows64(a, *rest)))
+
+    g = torch.Generator().manual_seed(1)
+    K, L, N, S, B = 3, 20, 2, 50, 3
+    alpha = torch.randn(K, B, generator=g)
+    alpha[0, 1] = 60.0
+    gamma = torch.randn(K, L, generator=g)
+    x = torch.randn(N, S, B, generator=g)
+    x[0, :25, 1] = -3.0                                  # silence, then speech up to ~ +2
+    G = torch.randn(K, S - L + 1, N, B, generator=g)
+
+    def grads(a, gm, fn):
+        a, gm = a.clone().requires_grad_(), gm.clone().requires_grad_()
+        out = fn(a, gm)
+        (out * G.to(out.dtype)).sum().backward()
+        return out.detach(), a.grad, gm.grad
+
+    xs = x.double().transpose(1, 2)
+    ref = grads(alpha.double(), gamma.double(), lambda a, gm: torch.stack(
+        [_textbook_window_means(a[:, b, None, None] * xs[None, :, b], gm, xs[None, :, b, :, None].expand(K, -1, -1, 1))[..., 0]
+         for b in range(B)], dim=-1))
+    den_min = MelWindowMeans.apply(alpha, gamma, x, 8, 2)[1]
+    got = grads(alpha, gamma, lambda a, gm: MelWindowMeans.apply(a, gm, x, 8, 2)[0])
+    assert float(den_min) >= 1e-30 and repaired and repaired[0] == 1
+    for r, o in zip(ref, got):
+        assert torch.isfinite(o).all()
+        assert (o.double() - r).abs().max() <= 1e-4 * (1 + r.abs().max())

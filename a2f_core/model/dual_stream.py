@@ -228,7 +228,9 @@ class DualStreamModel(nn.Module):
         (S - context + 1, 52) (or (N, S - context + 1, 52)): row t is
         :meth:`forward` of the window ``mel[t : t + context]``. Exact up to
         float rounding; chunks whose softmax sums fall below float32 range are
-        redone in float64 (float64 inputs take that path at once).
+        redone in float64 (float64 inputs take that path at once). On CPU in
+        float32 (training) the sums go through :mod:`.windows`, whose gradient
+        is written out and which redoes only the underflowing rows in float64.
         """
         c = self.cfg
         single = mel.dim() == 2
@@ -270,7 +272,30 @@ class DualStreamModel(nn.Module):
         sequences of a batch share them: their rows are stacked into one bmm.
         """
         with torch.autocast(device_type=mel.device.type, enabled=False):   # sums of exponentials: never bf16
+            if dtype == torch.float32 and mel.device.type == "cpu" and toeplitz is None:
+                return self._sequence_sums_banded(mel, emotion, terms)
             return self._sequence_sums_fp(mel, emotion, terms, toeplitz, dtype)
+
+    def _sequence_sums_banded(self, mel, emotion, terms):
+        """:meth:`_sequence_sums_fp` in float32 through :mod:`.windows` (banded sums, direct gradient:
+        the training form on CPU, about 3x faster than autograd through the dense sums)."""
+        from .windows import EmoWindowMeans, MelWindowMeans
+
+        c = self.cfg
+        I, H, B, F_, L = c.n_blendshapes, c.n_heads, c.n_mels, c.n_emotion, c.context
+        N, S = mel.shape[:2]
+        T = S - L + 1
+        f32 = torch.float32
+        alpha = terms["mel_alpha"].to(f32).permute(0, 2, 1).reshape(I * H, B)
+        m, den_m = MelWindowMeans.apply(alpha, terms["mel_gamma"].to(f32).reshape(I * H, L), mel.to(f32))
+        emotion = emotion.to(f32)
+        se = torch.einsum("nsf,ihf->ihns", emotion, terms["emo_a"].to(f32)).reshape(I * H, N, S)
+        u, den_e = EmoWindowMeans.apply(se, terms["emo_gamma"].to(f32).reshape(I * H, L), emotion)
+        if float(den_m) < 1e-30 or float(den_e) < 1e-30:
+            return None
+        m = m.view(I, H, T, N, B).permute(3, 2, 0, 4, 1)                       # (N,T,I,B,H)
+        u_bar = u.view(I, H, T, N, F_).permute(3, 2, 0, 1, 4)                  # (N,T,I,H,F)
+        return m, u_bar
 
     def banded_kernels(self, terms: dict, width: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
         """Both streams' window kernels as bands, float32, for :meth:`mel_stream_inference` and
