@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..arkit import NUM_BLENDSHAPES
+from .windows import EmoWindowMeans, MelWindowMeans, banded_kernel, banded_sums
 
 
 @dataclass
@@ -279,8 +280,6 @@ class DualStreamModel(nn.Module):
     def _sequence_sums_banded(self, mel, emotion, terms):
         """:meth:`_sequence_sums_fp` in float32 through :mod:`.windows` (banded sums, direct gradient:
         the training form on CPU, about 3x faster than autograd through the dense sums)."""
-        from .windows import EmoWindowMeans, MelWindowMeans
-
         c = self.cfg
         I, H, B, F_, L = c.n_blendshapes, c.n_heads, c.n_mels, c.n_emotion, c.context
         N, S = mel.shape[:2]
@@ -307,15 +306,10 @@ class DualStreamModel(nn.Module):
         for every block. Returns two (I*H, width, U) tensors.
         """
         I, H, L = self.cfg.n_blendshapes, self.cfg.n_heads, self.cfg.context
-        W = int(width)
-        U = -(-(L - 1 + W) // W) * W
-        j = torch.arange(U)[None, :] - torch.arange(W)[:, None]                 # (t, u)
-        inside = (j >= 0) & (j < L)
         out = []
         for name in ("mel_gamma", "emo_gamma"):
             g = terms[name].reshape(I * H, L).to(torch.float32)
-            g = torch.exp(g - g.max(dim=1, keepdim=True).values)
-            out.append(torch.where(inside[None], g[:, j.clamp(0, L - 1)], torch.zeros((), dtype=g.dtype)))
+            out.append(banded_kernel(torch.exp(g - g.max(dim=1, keepdim=True).values), width))
         return out[0], out[1]
 
     @staticmethod
@@ -327,14 +321,6 @@ class DualStreamModel(nn.Module):
         n_blk = -(-n_out // W)
         pad = (n_blk - 1) * W + U - x.shape[0]
         return (torch.cat([x, x[-1:].expand(pad, -1)]) if pad > 0 else x), n_blk
-
-    @staticmethod
-    def _banded_sums(rows: torch.Tensor, kernel: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """rows (K, S_in, C), kernel (K, W, U) -> out (n_blk, K, W, C): window sums, one bmm per block."""
-        W, U = kernel.shape[-2:]
-        for o in range(out.shape[0]):
-            torch.bmm(kernel, rows[:, o * W:o * W + U], out=out[o])
-        return out
 
     def _stream_outputs_inference(self, mel, emotion, terms):
         """Both streams' attended outputs (T, I, D) for one sequence (S, .), float32, no autograd;
@@ -380,7 +366,7 @@ class DualStreamModel(nn.Module):
             torch.addcmul(neg_peak[q0:q1], alpha[q0:q1], xp, out=e)
             e.exp_()
             torch.mul(e, xp, out=r[..., 1, :])
-            s = self._banded_sums(r.view(n * H, -1, 2 * B), kernel[k0:k1],
+            s = banded_sums(r.view(n * H, -1, 2 * B), kernel[k0:k1],
                                   sums[:, :n * H].view(n_blk, n * H, W, 2 * B)).view(n_blk, n * H, W, 2, B)
             den = s[..., 0, :].transpose(0, 1)                                 # (nH, n_blk, W, B)
             torch.div(s[..., 1, :].transpose(0, 1), den, out=m[k0:k1].view(n * H, n_blk, W, B))
@@ -437,7 +423,7 @@ class DualStreamModel(nn.Module):
             r = rows[:n]
             torch.exp(se[q0:q1], out=r[..., 0])
             torch.mul(r[..., :1], vp, out=r[..., 1:])
-            s = self._banded_sums(r.view(n * H, S_in, 1 + dh), kernel[k0:k1], sums[:, :n * H]).transpose(0, 1)
+            s = banded_sums(r.view(n * H, S_in, 1 + dh), kernel[k0:k1], sums[:, :n * H]).transpose(0, 1)
             den = s[..., :1]                                                   # (nH, n_blk, W, 1)
             den_min = min(den_min, float(den.reshape(n * H, -1)[:, :T].min()))
             torch.div(s[..., 1:], den, out=u[k0:k1].view(n * H, n_blk, W, dh))

@@ -8,9 +8,10 @@ over the window ``j < L`` (``g_k = exp(gamma_k)``, the position term). Output fr
 ``width`` at a time: block ``o`` reads input frames ``o*width + u`` (``u < U``) through one
 (width x U) band matrix, the same for every block (:func:`banded_kernel`, :func:`banded_sums`).
 
-:class:`MelWindowMeans` is that computation for training: autograd through the textbook form keeps
-tensors of (rows x bands x frames) for every step of it, several hundred MB per batch; this
-function keeps only ``m`` and ``den`` and computes its gradient directly:
+:class:`MelWindowMeans` is that computation for training (:class:`EmoWindowMeans` the eGeMAPS
+stream's, with any scores and a vector per frame): autograd through the textbook form keeps tensors
+of (rows x bands x frames) for every step of it, several hundred MB per batch; these keep only the
+means and sums and compute their gradient directly:
 
     dL/d score[s] = e_s (x_s Z2_s + Z1_s),   Z = sum_t g[s-t] Y_t   (the transposed window sums)
     dL/d gamma[j] = g_j sum_t sum_c P[t+j, c] Y[t, c]
