@@ -273,9 +273,9 @@ def test_window_means_take_underflowing_rows_in_float64(monkeypatch):
     float32 range: those rows are computed (and differentiated) in float64, the rest stays float32."""
     from a2f_core.model.windows import MelWindowMeans
 
-    rows64 = MelWindowMeans._rows64
+    rows64 = MelWindowMeans.rows_float64
     repaired = []
-    monkeypatch.setattr(MelWindowMeans, "_rows64",
+    monkeypatch.setattr(MelWindowMeans, "rows_float64",
                         staticmethod(lambda a, *rest: repaired.append(len(a)) or rows64(a, *rest)))
 
     g = torch.Generator().manual_seed(1)

@@ -379,15 +379,8 @@ class DualStreamModel(nn.Module):
         bad = (den_min < 1e-30).view(I, H, B)
         if bool(bad.any()):
             i, h, b = bad.nonzero(as_tuple=True)
-            x64 = mel[:, b].T.double()                                         # (R,S)
-            a64 = alpha[i, h, 0, b].double()[:, None] * x64
-            e64 = torch.exp(a64 - a64.amax(dim=-1, keepdim=True))
-            k64 = self.sequence_kernels(1, terms, torch.float64)[0]            # (I*H, L, 1)
-            kern = k64[i * H + h, :, 0][:, None, :]                            # (R,1,L): conv1d correlates
-            both = torch.stack([e64, e64 * x64], dim=1).reshape(1, -1, S)      # (1, 2R, S)
-            out = torch.nn.functional.conv1d(both, kern.repeat_interleave(2, dim=0), groups=2 * len(i))
-            out = out.reshape(len(i), 2, T)
-            m.view(I, H, -1, B)[i, h, :T, b] = (out[:, 1] / out[:, 0]).float()
+            m64, _ = MelWindowMeans.rows_float64(alpha[i, h, 0, b], terms["mel_gamma"][i, h], mel[:, b].T)
+            m.view(I, H, -1, B)[i, h, :T, b] = m64.float()
         # sum_b pi[i,b] (m * vw[b,h] + vc[b,h]): one bmm per (i,h) over the bands
         pi = torch.softmax(self.band_logits, dim=1).to(f32)                    # (I,B)
         vw = terms["vw"].to(f32)                                               # (B,H,dh)

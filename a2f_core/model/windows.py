@@ -84,6 +84,24 @@ def _window_grads(y: torch.Tensor, rows: torch.Tensor, kern: torch.Tensor, L: in
     return z[:, :rows.shape[1]], lags
 
 
+def _window_means(rows: torch.Tensor, kern: torch.Tensor, n_out: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """rows (k, S, ..., 1 + P), weights first then weights x values -> window means (k, n_out, ..., P)
+    and window sums of the weights (k, n_out, ..., 1)."""
+    s = _window_sums(rows.flatten(2), kern, n_out).view((rows.shape[0], n_out) + rows.shape[2:])
+    den = s[..., :1]
+    return s[..., 1:] / den, den
+
+
+def _window_means_grad(rows: torch.Tensor, grad: torch.Tensor, means: torch.Tensor, den: torch.Tensor,
+                       kern: torch.Tensor, L: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For :func:`_window_means`' rows, means and sums and the means' gradient: the gradient of each
+    frame's score (k, S, ...) and, per lag, ``sum_t sum_c Y[t, c] rows[t + j, c]`` (k, L)."""
+    a = grad / den
+    y = torch.cat([-(a * means).sum(-1, keepdim=True), a], dim=-1)           # pairs with rows' channels
+    z, lags = _window_grads(y.flatten(2), rows.flatten(2), kern, L)
+    return (rows * z.view(rows.shape)).sum(-1), lags
+
+
 class MelWindowMeans(torch.autograd.Function):
     """m (K, T, N, B) and the smallest window sum, for alpha (K, B), gamma (K, L) and frames x (N, S, B).
 
@@ -93,13 +111,13 @@ class MelWindowMeans(torch.autograd.Function):
 
     @staticmethod
     def _exp_rows(alpha: torch.Tensor, x: torch.Tensor, peak: torch.Tensor) -> torch.Tensor:
-        """(k, S, N, 2, B): e = exp(alpha x - peak) and e x, frames first."""
+        """(k, S, N, B, 2): e = exp(alpha x - peak) and e x, frames first."""
         xt = x.transpose(0, 1)                                                  # (S, N, B)
-        r = torch.empty((alpha.shape[0],) + xt.shape[:2] + (2, xt.shape[2]), dtype=x.dtype, device=x.device)
-        e = r[..., 0, :]
+        r = torch.empty((alpha.shape[0],) + xt.shape + (2,), dtype=x.dtype, device=x.device)
+        e = r[..., 0]
         torch.mul(alpha[:, None, None, :], xt[None], out=e)
         e.sub_(peak[:, None]).exp_()
-        torch.mul(e, xt[None], out=r[..., 1, :])
+        torch.mul(e, xt[None], out=r[..., 1])
         return r
 
     @staticmethod
@@ -116,10 +134,8 @@ class MelWindowMeans(torch.autograd.Function):
         den = torch.empty((K, T, N, B), dtype=x.dtype, device=x.device)
         for k0 in range(0, K, block):
             k1 = min(K, k0 + block)
-            rows = MelWindowMeans._exp_rows(alpha[k0:k1], x, peak[k0:k1]).view(k1 - k0, S, N * 2 * B)
-            s = _window_sums(rows, kern[k0:k1], T).view(k1 - k0, T, N, 2, B)
-            den[k0:k1] = s[..., 0, :]
-            torch.div(s[..., 1, :], s[..., 0, :], out=m[k0:k1])
+            mk, dk = _window_means(MelWindowMeans._exp_rows(alpha[k0:k1], x, peak[k0:k1]), kern[k0:k1], T)
+            m[k0:k1], den[k0:k1] = mk[..., 0], dk[..., 0]
         # rows (k, n, b) whose sums fall below float32 range (digital silence beside speech under a
         # sharp band weight): those rows alone in float64
         tiny = 1e-30 if x.dtype == torch.float32 else 1e-300
@@ -129,7 +145,7 @@ class MelWindowMeans(torch.autograd.Function):
         den_min = row_min[~bad].amin() if bool((~bad).any()) else torch.ones((), dtype=x.dtype)
         if len(k_i):
             with torch.no_grad():
-                m64, den64 = MelWindowMeans._rows64(alpha[k_i, b_i], gamma[k_i], x[n_i, :, b_i])
+                m64, den64 = MelWindowMeans.rows_float64(alpha[k_i, b_i], gamma[k_i], x[n_i, :, b_i])
             m[k_i, :, n_i, b_i] = m64.to(x.dtype)
             den[k_i, :, n_i, b_i] = 1.0            # the backward takes these rows in float64 too
             if float(den64.amin()) < 1e-300:       # beyond float64 as well: the caller's fallback
@@ -140,7 +156,7 @@ class MelWindowMeans(torch.autograd.Function):
         return m, den_min
 
     @staticmethod
-    def _rows64(a: torch.Tensor, gamma: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def rows_float64(a: torch.Tensor, gamma: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Window means (R, T) and sums of R single rows in float64: a (R,), gamma (R, L), x (R, S)."""
         L = gamma.shape[1]
         xw = x.double().unfold(1, L, 1)                                        # (R, T, L)
@@ -153,8 +169,7 @@ class MelWindowMeans(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_m, _grad_den_min):
         alpha, gamma, g, x, peak, m, den, k_i, n_i, b_i = ctx.saved_tensors
-        K, T, N, B = m.shape
-        S = x.shape[1]
+        K = m.shape[0]
         kern = banded_kernel(g, ctx.width)
         d_alpha = torch.empty_like(alpha)
         d_gamma = torch.empty_like(g)
@@ -166,20 +181,16 @@ class MelWindowMeans(torch.autograd.Function):
         xt = x.transpose(0, 1)                                                  # (S, N, B)
         for k0 in range(0, K, ctx.block):
             k1 = min(K, k0 + ctx.block)
-            nk = k1 - k0
-            a = grad_m[k0:k1] / den[k0:k1]                                      # (nk, T, N, B)
-            y = torch.stack([-a * m[k0:k1], a], dim=3).view(nk, T, N * 2 * B)   # pairs with (e, e x)
-            rows = MelWindowMeans._exp_rows(alpha[k0:k1], x, peak[k0:k1])     # (nk, S, N, 2, B)
-            z, lags = _window_grads(y, rows.view(nk, S, N * 2 * B), kern[k0:k1], g.shape[1])
+            rows = MelWindowMeans._exp_rows(alpha[k0:k1], x, peak[k0:k1])     # (nk, S, N, B, 2)
+            d_score, lags = _window_means_grad(rows, grad_m[k0:k1, ..., None], m[k0:k1, ..., None],
+                                               den[k0:k1, ..., None], kern[k0:k1], g.shape[1])
             d_gamma[k0:k1] = lags * g[k0:k1]
-            z = z.reshape(nk, S, N, 2, B)
-            d_score = rows[..., 0, :] * z[..., 0, :] + rows[..., 1, :] * z[..., 1, :]   # (nk, S, N, B)
             d_alpha[k0:k1] = (d_score * xt[None]).sum(dim=(1, 2))
         if len(k_i):
             with torch.enable_grad():
                 a = alpha[k_i, b_i].double().requires_grad_()
                 gm = gamma[k_i].double().requires_grad_()
-                m64, _ = MelWindowMeans._rows64(a, gm, x[n_i, :, b_i])
+                m64, _ = MelWindowMeans.rows_float64(a, gm, x[n_i, :, b_i])
                 da, dg = torch.autograd.grad(m64, (a, gm), g64)
             d_alpha.index_put_((k_i, b_i), da.to(d_alpha.dtype), accumulate=True)
             d_gamma.index_add_(0, k_i, dg.to(d_gamma.dtype))
@@ -213,10 +224,7 @@ class EmoWindowMeans(torch.autograd.Function):
         den = torch.empty((K, T, N, 1), dtype=v.dtype, device=v.device)
         for k0 in range(0, K, block):
             k1 = min(K, k0 + block)
-            rows = EmoWindowMeans._exp_rows(scores[k0:k1], v).view(k1 - k0, S, N * (1 + F))
-            s = _window_sums(rows, kern[k0:k1], T).view(k1 - k0, T, N, 1 + F)
-            den[k0:k1] = s[..., :1]
-            torch.div(s[..., 1:], s[..., :1], out=u[k0:k1])
+            u[k0:k1], den[k0:k1] = _window_means(EmoWindowMeans._exp_rows(scores[k0:k1], v), kern[k0:k1], T)
         ctx.save_for_backward(scores, g, v, u, den)
         ctx.width, ctx.block = width, block
         den_min = den.amin() if den.numel() else torch.ones((), dtype=v.dtype)
@@ -226,19 +234,15 @@ class EmoWindowMeans(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_u, _grad_den_min):
         scores, g, v, u, den = ctx.saved_tensors
-        K, T, N, F = u.shape
-        S = v.shape[1]
         kern = banded_kernel(g, ctx.width)
         d_scores = torch.empty_like(scores)
         d_gamma = torch.empty_like(g)
         grad_u = grad_u.contiguous()
-        for k0 in range(0, K, ctx.block):
-            k1 = min(K, k0 + ctx.block)
-            nk = k1 - k0
-            a = grad_u[k0:k1] / den[k0:k1]                                      # (nk, T, N, F)
-            y = torch.cat([-(a * u[k0:k1]).sum(-1, keepdim=True), a], dim=-1).view(nk, T, N * (1 + F))
-            rows = EmoWindowMeans._exp_rows(scores[k0:k1], v).view(nk, S, N * (1 + F))
-            z, lags = _window_grads(y, rows, kern[k0:k1], g.shape[1])
+        for k0 in range(0, scores.shape[0], ctx.block):
+            k1 = min(scores.shape[0], k0 + ctx.block)
+            rows = EmoWindowMeans._exp_rows(scores[k0:k1], v)                   # (nk, S, N, 1 + F)
+            d_score, lags = _window_means_grad(rows, grad_u[k0:k1], u[k0:k1], den[k0:k1], kern[k0:k1],
+                                               g.shape[1])
             d_gamma[k0:k1] = lags * g[k0:k1]
-            d_scores[k0:k1] = (rows * z).view(nk, S, N, 1 + F).sum(-1).transpose(1, 2)
+            d_scores[k0:k1] = d_score.transpose(1, 2)
         return d_scores, d_gamma, None, None, None
