@@ -432,13 +432,9 @@ class DualStreamModel(nn.Module):
         block of ``group`` outputs gives to frame ``r`` of the ``d``-th group it reads (``D`` groups)."""
         I, H, L = self.cfg.n_blendshapes, self.cfg.n_heads, self.cfg.context
         G = int(group)
-        D = (L + G - 2) // G + 1
         g = terms["emo_gamma"].to(torch.float32).transpose(0, 1).reshape(H * I, L)   # head-major rows
-        g = torch.exp(g - g.max(dim=1, keepdim=True).values)
-        j = G * torch.arange(D)[:, None, None] - torch.arange(G)[None, :, None] + torch.arange(G)[None, None, :]
-        inside = (j >= 0) & (j < L)
-        k = torch.where(inside[None], g[:, j.clamp(0, L - 1)], torch.zeros((), dtype=g.dtype))
-        return k.reshape(H * I * D, G, G)
+        band = banded_kernel(torch.exp(g - g.max(dim=1, keepdim=True).values), G)    # (HI, G, D*G)
+        return band.view(H * I, G, -1, G).transpose(1, 2).reshape(-1, G, G)          # [rho, G*d + r]
 
     def emotion_stream_grouped(self, emotion: torch.Tensor, terms: dict, kernel: torch.Tensor, phase: int,
                                tol: float = 2e-5) -> torch.Tensor | None:
