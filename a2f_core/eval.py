@@ -27,6 +27,13 @@ OPEN_VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY"}
 ROUNDED = {"UW", "OW", "UH", "AO"}
 SPREAD = {"IY", "IH", "EY"}
 PAUSES = {"SIL", "SP", "<SIL>", "+NSN+", "+SPN+"}
+
+
+def phone_base(label: str) -> str:
+    """An ARPAbet label without its stress digit, upper case (``"ah1"`` -> ``"AH"``), as the groups above."""
+    return label.upper().rstrip("012")
+
+
 MEASURES = ("closure_rate", "open_vowel_aperture", "open_to_bilabial", "rounding_ratio", "rest_in_silence",
             "max_mouth_step", "jaw_r", "aperture_r")
 
@@ -53,7 +60,7 @@ def phone_measures(values: np.ndarray, phones: list[tuple[str, float, float]]) -
     ap = lip_aperture(values)
     rnd = values[:, INDEX["mouthFunnel"]] + values[:, INDEX["mouthPucker"]]
     # (phone without stress digit, its frames, its frames +-1 frame, duration), frames computed once
-    segs = [(p[0].upper().rstrip("012"), _frames(p, n, 0), _frames(p, n), p[2] - p[1]) for p in phones]
+    segs = [(phone_base(p[0]), _frames(p, n, 0), _frames(p, n), p[2] - p[1]) for p in phones]
 
     def means(curve, group):
         return [curve[f].mean() for b, f, _, _ in segs if b in group and len(f)]

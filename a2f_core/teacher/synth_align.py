@@ -160,12 +160,12 @@ def agreement(dtw: list[tuple[str, float, float]], reference: list[tuple[str, fl
     """How well two phone-group sequences (``(group, start, end)``) agree on bilabials and open vowels:
     the share of reference segments whose centre is covered by a same-group segment of the other,
     within ``tolerance`` seconds."""
-    from ..eval import BILABIAL, OPEN_VOWELS
+    from ..eval import BILABIAL, OPEN_VOWELS, phone_base
 
     out = {}
     for group, labels in (("bilabial", BILABIAL), ("open_vowel", OPEN_VOWELS)):
-        ref = [(s + e) / 2 for g, s, e in reference if g.upper().rstrip("012") in labels]
-        hyp = [(s - tolerance, e + tolerance) for g, s, e in dtw if g.upper().rstrip("012") in labels]
+        ref = [(s + e) / 2 for g, s, e in reference if phone_base(g) in labels]
+        hyp = [(s - tolerance, e + tolerance) for g, s, e in dtw if phone_base(g) in labels]
         hits = [any(lo <= c <= hi for lo, hi in hyp) for c in ref]
         out[group] = {"reference": len(ref), "covered": int(sum(hits))}
     return out
