@@ -240,6 +240,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import fields
 
     from .model import ModelConfig, load_checkpoint
+    from .model.checkpoint import file_sha256
     from .train import SequentialTrainer, TrainConfig, load_manifest, load_pair
     from .train.facegood import DEV_CLIPS, CLIPS, load_facegood
 
@@ -252,7 +253,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.real:
         from .train.pseudo import load_pseudo
 
-        items += load_pseudo(args.real, Path(args.cache) / "align" if args.cache else None, args.real_weight)
+        items += load_pseudo(args.real, Path(args.cache) / "align" if args.cache else None, args.real_weight,
+                             skip_bilabials=args.real_skip_bilabials)
     for pair in args.pair or []:
         audio, curves = pair.split(",", 1)
         items.append(load_pair(audio, curves, weight=args.pair_weight))
@@ -261,8 +263,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)
                          if getattr(args, f.name, None) is not None})
     init = load_checkpoint(args.init) if args.init else None
+    provenance = {"data": {"manifests": args.manifest or [], "facegood": args.facegood, "real": args.real,
+                           "real_skip_bilabials": bool(args.real_skip_bilabials), "pairs": args.pair or [],
+                           "weights": {"facegood": args.facegood_weight, "real": args.real_weight,
+                                       "pair": args.pair_weight}}}
+    if args.init:
+        provenance["init"] = {"path": str(args.init), "sha256": file_sha256(args.init),
+                              "meta": getattr(init, "checkpoint_meta", {})}
     trainer = SequentialTrainer(items, args.out, cfg, ModelConfig(), cache_dir=args.cache, init=init,
-                                progress=not args.quiet, jobs=args.jobs)
+                                progress=not args.quiet, jobs=args.jobs, provenance=provenance)
     last = Path(args.out) / "last.pt"
     with trainer:
         if args.resume and last.exists():
@@ -394,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     ptr.add_argument("--real", metavar="DATA", help="data folder: pseudo-label the training speakers of "
                      "speech_more/en by PocketSphinx alignment (dev speakers are held apart)")
     ptr.add_argument("--real-weight", type=float, default=3.0)
+    ptr.add_argument("--real-skip-bilabials", action="store_true",
+                     help="leave the pseudo-labels' frames around p/b/m unsupervised (their timing is the "
+                     "alignment's weakest)")
     ptr.add_argument("--pair", action="append", help="AUDIO,CURVES of your own capture (repeatable)")
     ptr.add_argument("--pair-weight", type=float, default=3.0)
     ptr.add_argument("--out", required=True, help="output folder (last.pt, train_log.csv)")

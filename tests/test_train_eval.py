@@ -55,6 +55,48 @@ def test_training_reduces_loss_saves_and_resumes(tmp_path, speech):
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
 
 
+def test_frame_weights_leave_frames_unsupervised(tmp_path, speech):
+    """A TrainItem's frame_weight zeroes the loss weights of its frames in every channel."""
+    item = tiny_pairs(tmp_path, speech, n=1)[0]
+    T = len(item.target)
+    item.frame_weight = np.ones(T, np.float32)
+    item.frame_weight[10:25] = 0.0
+    cfg = TrainConfig(steps=1, batch=3, stretch=T, warmup=1)   # a stretch of the whole file: it starts at 0
+    tr = SequentialTrainer([item], tmp_path / "run", cfg, ModelConfig(), progress=False)
+    w = tr.sample_batch()[3].numpy()
+    assert np.array_equal(w, np.broadcast_to(item.frame_weight[None, :, None], w.shape))
+
+
+def test_pseudo_labels_can_leave_bilabials_to_the_synthetic_data():
+    from a2f_core.train.pseudo import bilabial_frames_off
+
+    phones = [("SIL", 0.0, 0.5), ("B", 0.5, 0.6), ("AA1", 0.6, 0.9), ("ah0", 0.9, 1.0), ("m", 1.0, 1.1),
+              ("SIL", 1.1, 1.4)]
+    w = bilabial_frames_off(phones, 42, pad=2)
+    off = np.flatnonzero(w == 0)
+    # B covers frames 15-17, m 30-32 (+-2 frames each); the open vowel between them stays supervised
+    assert set(range(13, 20)) <= set(off) and set(range(28, 35)) <= set(off)
+    assert w[21:27].all() and w[:12].all() and w[36:].all()
+
+
+def test_train_cli_records_where_a_fine_tune_started(tmp_path, speech):
+    """The checkpoint's metadata names the --init checkpoint (path, sha256, its own metadata) and the data."""
+    from a2f_core.__main__ import main
+    from a2f_core.model import save_checkpoint
+    from a2f_core.model.checkpoint import file_sha256
+
+    item = tiny_pairs(tmp_path, speech, n=1)[0]
+    start = tmp_path / "start.pt"
+    save_checkpoint(DualStreamModel(), start, meta={"step": 7})
+    pair = f"{item.audio},{tmp_path / 'a0.csv'}"
+    assert main(["train", "--pair", pair, "--init", str(start), "--out", str(tmp_path / "ft"), "--steps", "1",
+                 "--batch", "1", "--stretch", "16", "-q"]) == 0
+    meta = load_checkpoint(tmp_path / "ft" / "last.pt").checkpoint_meta
+    assert meta["init"]["path"] == str(start) and meta["init"]["sha256"] == file_sha256(start)
+    assert meta["init"]["meta"]["step"] == 7
+    assert meta["data"]["pairs"] == [pair] and meta["train_config"]["steps"] == 1
+
+
 def test_extremes_term_averages_closed_and_open_frames_each_alone():
     """--w-extremes adds the aperture error's mean over sealed frames plus its mean over wide-open frames."""
     from types import SimpleNamespace

@@ -3,7 +3,8 @@
 Features are deterministic, so each file's log-mel frames and eGeMAPS hops
 are computed once and cached on disk (``cache_dir``); epochs only read them.
 Targets may cover only some channels (a ``mask``): real rigs such as
-FACEGOOD carry the mouth alone.
+FACEGOOD carry the mouth alone; and only some frames (a ``frame_weight``):
+pseudo-labels may leave out the frames their alignment cannot time well.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class TrainItem:
     lang: str = ""
     source: str = ""
     meta: dict = field(default_factory=dict)
+    frame_weight: np.ndarray | None = None  # (T,) per-frame weight (0: frame not supervised); None: all 1
 
 
 @dataclass

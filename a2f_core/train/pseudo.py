@@ -24,7 +24,26 @@ def source_of(wav: str | Path) -> str:
     return Path(wav).stem.split("_")[0]
 
 
-def load_pseudo(data: str | Path, cache: str | Path | None = None, weight: float = 1.0) -> list[TrainItem]:
+def bilabial_frames_off(phones: list[tuple[str, float, float]], n: int, pad: int = 2) -> np.ndarray:
+    """Per-frame weights (n,) that are 0 on every p/b/m segment and ``pad`` frames either side, 1 elsewhere.
+
+    A forced alignment puts a closure a frame or two early or late; a target sealed on the wrong frames
+    teaches the model to half-close across the whole neighbourhood, which is what fails the closure rate.
+    Without those frames the pseudo-labels still teach how wide real voices open and round.
+    """
+    from ..eval import BILABIAL, _frames, phone_base
+
+    w = np.ones(n, np.float32)
+    for seg in phones:
+        if phone_base(seg[0]) in BILABIAL:
+            w[_frames(seg, n, pad)] = 0.0
+    return w
+
+
+def load_pseudo(data: str | Path, cache: str | Path | None = None, weight: float = 1.0,
+                skip_bilabials: bool = False) -> list[TrainItem]:
+    """Pseudo-labelled training speakers; ``skip_bilabials``: leave the frames around p/b/m unsupervised
+    (:func:`bilabial_frames_off`), so the synthetic data alone teaches the closures."""
     from ..teacher.align import aligned_folder, arpabet_curves
 
     items = []
@@ -32,7 +51,9 @@ def load_pseudo(data: str | Path, cache: str | Path | None = None, weight: float
         if source_of(wav) not in REAL_TRAIN_SOURCES:
             continue
         audio = load_audio(wav)
-        curves = arpabet_curves(phones, num_frames(len(audio)), audio)
+        n = num_frames(len(audio))
+        curves = arpabet_curves(phones, n, audio)
         items.append(TrainItem(str(wav), curves.values.astype(np.float32), np.ones(52, np.float32), weight,
-                               "en", "pseudo", {"id": wav.stem}))
+                               "en", "pseudo", {"id": wav.stem},
+                               frame_weight=bilabial_frames_off(phones, n) if skip_bilabials else None))
     return items

@@ -103,10 +103,14 @@ def _masked_mean(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 class SequentialTrainer:
     def __init__(self, items: list[TrainItem], out_dir: str | os.PathLike, cfg: TrainConfig = TrainConfig(),
                  model_cfg: ModelConfig = ModelConfig(), cache_dir: str | os.PathLike | None = None,
-                 init: DualStreamModel | None = None, progress: bool = True, jobs: int = 1):
+                 init: DualStreamModel | None = None, progress: bool = True, jobs: int = 1,
+                 provenance: dict | None = None):
+        """``provenance``: what the run started from and read (the ``--init`` checkpoint, the data
+        sources), stored with every checkpoint beside the train config."""
         import torch.distributed as dist
 
         self.cfg = cfg
+        self.provenance = dict(provenance or {})
         self.distributed = dist.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
         self.device = resolve_device(cfg.device)
         if self.distributed:
@@ -205,6 +209,8 @@ class SequentialTrainer:
             emo[b, :len(e)], emo[b, len(e):] = e, e[-1]
             tgt[b, :n] = item.target[start:start + n]
             w[b, :n] = item.mask
+            if item.frame_weight is not None:
+                w[b, :n] *= item.frame_weight[start:start + n, None]
             item_w[b] = item.weight
         t = (torch.from_numpy(x).to(self.device) for x in (mel, emo, tgt, w, item_w))
         return tuple(t)
@@ -340,7 +346,8 @@ class SequentialTrainer:
         if self.device.type != "cpu":
             model = DualStreamModel(self.mcfg)
             model.load_state_dict({k: v.cpu() for k, v in self.model.state_dict().items()})
-        save_checkpoint(model, path, meta={"step": self.step, "train_config": asdict(self.cfg)})
+        save_checkpoint(model, path, meta={"step": self.step, "train_config": asdict(self.cfg),
+                                                **self.provenance})
         torch.save({"step": self.step, "optimizer": self.opt.state_dict(),
                     "rng": self.rng.bit_generator.state["state"]["state"]}, path.with_suffix(".opt.pt"))
 
