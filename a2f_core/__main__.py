@@ -267,9 +267,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
                            "real_skip_bilabials": bool(args.real_skip_bilabials), "pairs": args.pair or [],
                            "weights": {"facegood": args.facegood_weight, "real": args.real_weight,
                                        "pair": args.pair_weight}}}
-    if args.init:
-        provenance["init"] = {"path": str(args.init), "sha256": file_sha256(args.init),
-                              "meta": getattr(init, "checkpoint_meta", {})}
+    if init is not None:
+        provenance["init"] = {"path": init.checkpoint_path, "sha256": file_sha256(init.checkpoint_path),
+                              "meta": init.checkpoint_meta}
     trainer = SequentialTrainer(items, args.out, cfg, ModelConfig(), cache_dir=args.cache, init=init,
                                 progress=not args.quiet, jobs=args.jobs, provenance=provenance)
     last = Path(args.out) / "last.pt"

@@ -346,8 +346,8 @@ class SequentialTrainer:
         if self.device.type != "cpu":
             model = DualStreamModel(self.mcfg)
             model.load_state_dict({k: v.cpu() for k, v in self.model.state_dict().items()})
-        save_checkpoint(model, path, meta={"step": self.step, "train_config": asdict(self.cfg),
-                                                **self.provenance})
+        meta = {"step": self.step, "train_config": asdict(self.cfg), **self.provenance}
+        save_checkpoint(model, path, meta=meta)
         torch.save({"step": self.step, "optimizer": self.opt.state_dict(),
                     "rng": self.rng.bit_generator.state["state"]["state"]}, path.with_suffix(".opt.pt"))
 
