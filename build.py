@@ -49,8 +49,9 @@ TEACHER_APT = ["espeak-ng", "festival", "festvox-us-slt-hts"]
 
 def system_packages() -> None:
     """espeak-ng and festival with its slt HTS voice (the teacher's synthesizers); optional for the
-    engine, so failure only warns. It mirrors a2f_core.teacher.festival.festival_available(): this runs
-    before the venv (and numpy, which a2f_core imports) exists."""
+    engine, so failure only warns. The festival part repeats a2f_core.teacher.festival.festival_available()
+    (which also accepts the voice under voices/english) instead of importing it: this runs before the
+    venv (and numpy, which a2f_core imports) exists."""
     import ctypes.util
 
     have = ctypes.util.find_library("espeak-ng") and shutil.which("festival") and \
