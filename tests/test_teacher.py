@@ -132,11 +132,22 @@ def test_japanese_vowels_give_five_distinct_shapes():
 
 
 def test_curves_are_smooth_and_in_range(corpus):
+    """No channel moves more than 0.6 in a frame, but sealed lips may part at once where a p/b/m ends
+    (a plosive's release takes milliseconds; the jaw may already be open behind the seal)."""
+    from a2f_core.arkit import INDEX
+
+    close = INDEX["mouthClose"]
     for lang in corpus:
         for audio, phones, curves in _source(corpus, lang):
             v = curves.values
             assert v.min() >= 0 and v.max() <= 1
-            assert np.abs(np.diff(v, axis=0)).max() <= 0.6
+            d = np.diff(v, axis=0)
+            releases = {f for p in phones if p.cls == "bilabial" for f in range(round(p.end * 30) - 2,
+                                                                               round(p.end * 30) + 1)}
+            for f in np.flatnonzero(-d[:, close] > 0.6):
+                assert f in releases, (lang, f, d[f, close])
+                d[f, close] = 0.0
+            assert np.abs(d).max() <= 0.6
 
 
 def test_inventory_covers_all_sources():
