@@ -12,7 +12,7 @@ first vowel's, as ARPAbet ``AY`` is an open vowel), and punctuation becomes a
 pause. The samples a word space or a stress mark takes are the start of the
 phone after it: the voice's energy dip for a p/b/m that follows one sits
 inside the phone only then (given to the phone before, as they once were, the
-labelled closures came 30-60 ms after the acoustic ones).
+labelled closures came 40-60 ms after the acoustic ones).
 """
 
 from __future__ import annotations
