@@ -246,7 +246,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     items = []
     for m in args.manifest or []:
-        items += load_manifest(m, weight=1.0)
+        items += load_manifest(m, weight=1.0, skip_bilabials_of=args.skip_bilabials_of or ())
     if args.facegood:
         train_clips = [c for c in CLIPS if c not in DEV_CLIPS]
         items += load_facegood(args.facegood, train_clips, weight=args.facegood_weight)
@@ -398,6 +398,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     ptr = sub.add_parser("train", help="train the dual-stream model")
     ptr.add_argument("--manifest", action="append", help="teach build manifest.jsonl (repeatable)")
+    ptr.add_argument("--skip-bilabials-of", action="append", metavar="VOICE",
+                     choices=["espeak", "piper", "festival"],
+                     help="leave the frames around p/b/m of this teacher voice's clips unsupervised "
+                     "(repeatable), so the other voices alone teach the closures")
     ptr.add_argument("--facegood", help="FACEGOOD data folder (train clips only; dev clips are held apart)")
     ptr.add_argument("--facegood-weight", type=float, default=3.0)
     ptr.add_argument("--real", metavar="DATA", help="data folder: pseudo-label the training speakers of "

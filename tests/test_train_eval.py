@@ -79,6 +79,28 @@ def test_pseudo_labels_can_leave_bilabials_to_the_synthetic_data():
     assert w[21:27].all() and w[:12].all() and w[36:].all()
 
 
+def test_manifest_can_leave_one_voices_bilabials_unsupervised(tmp_path):
+    """--skip-bilabials-of piper: the Piper clips lose the frames around p/b/m; espeak-ng clips keep all."""
+    import json
+
+    from a2f_core.train import load_manifest
+
+    phones = [{"label": "_", "cls": "sil", "start": 0.0, "end": 0.5}, {"label": "b", "cls": "bilabial",
+              "start": 0.5, "end": 0.6}, {"label": "a", "cls": "vowel_open", "start": 0.6, "end": 1.4}]
+    with open(tmp_path / "manifest.jsonl", "w") as f:
+        for i, source in enumerate(("espeak", "piper")):
+            np.savez(tmp_path / f"c{i}.npz", values=np.zeros((42, 52), np.float32))
+            f.write(json.dumps({"id": f"c{i}", "audio": f"c{i}.wav", "curves": f"c{i}.npz", "lang": "en",
+                                "source": source, "phones": phones}) + "\n")
+    plain = load_manifest(tmp_path / "manifest.jsonl")
+    assert all(it.frame_weight is None for it in plain)
+    esp, pip = load_manifest(tmp_path / "manifest.jsonl", skip_bilabials_of=["piper"])
+    assert esp.source == "espeak" and esp.frame_weight is None
+    assert pip.source == "piper" and len(pip.frame_weight) == 42
+    off = set(np.flatnonzero(pip.frame_weight == 0))
+    assert set(range(15, 18)) <= off <= set(range(13, 21))   # b (frames 15-17) and 2 frames either side
+
+
 def test_train_cli_records_where_a_fine_tune_started(tmp_path, speech):
     """The checkpoint's metadata names the --init checkpoint (path, sha256, its own metadata) and the data."""
     from a2f_core.__main__ import main

@@ -95,8 +95,16 @@ def fill_cache(paths: list[str], cfg: ModelConfig, cache_dir: str | os.PathLike 
     return [features_for(p, cfg, cache_dir) for p in it]
 
 
-def load_manifest(path: str | os.PathLike, weight: float = 1.0) -> list[TrainItem]:
-    """Teacher-built pairs (``teach build``'s manifest.jsonl): all 52 channels supervised."""
+def load_manifest(path: str | os.PathLike, weight: float = 1.0,
+                  skip_bilabials_of: tuple[str, ...] | list[str] = ()) -> list[TrainItem]:
+    """Teacher-built pairs (``teach build``'s manifest.jsonl): all 52 channels supervised.
+
+    ``skip_bilabials_of``: voices (the records' ``source``: ``espeak``, ``piper``, ``festival``) whose
+    frames around p/b/m are left unsupervised, so the other voices alone teach the closures.
+    """
+    from .pseudo import bilabial_frames_off
+
+    skip = set(skip_bilabials_of)
     root = Path(path).parent
     items = []
     with open(path, encoding="utf-8") as f:
@@ -106,8 +114,14 @@ def load_manifest(path: str | os.PathLike, weight: float = 1.0) -> list[TrainIte
             rec = json.loads(line)
             with np.load(root / rec["curves"]) as z:
                 values = z["values"]
+            source = rec.get("source", "teacher")
+            fw = None
+            if source in skip:
+                phones = [("B" if ph["cls"] == "bilabial" else "_", ph["start"], ph["end"])
+                          for ph in rec.get("phones", [])]
+                fw = bilabial_frames_off(phones, len(values))
             items.append(TrainItem(str(root / rec["audio"]), values, np.ones(len(ARKIT_NAMES), np.float32),
-                                   weight, rec.get("lang", ""), rec.get("source", "teacher"), {"id": rec["id"]}))
+                                   weight, rec.get("lang", ""), source, {"id": rec["id"]}, frame_weight=fw))
     return items
 
 
