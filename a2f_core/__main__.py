@@ -345,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--lang", choices=["en", "ja", "zh"], default="en",
                     help="en; ja (write kana); zh (tone-numbered pinyin, e.g. 'ba4 ba5 mai3 ma3')")
     ps.add_argument("--voice", help="espeak-ng voice (default: one of the language's voices)")
-    ps.add_argument("--engine", choices=["espeak", "piper", "festival"], default="espeak",
+    ps.add_argument("--engine", choices=["espeak-ng", "piper", "festival"], default="espeak",
                     help="espeak (espeak-ng, all languages), piper (natural US-English voice) or festival "
                          "(the slt HTS voice, US English)")
     ps.add_argument("--seed", type=int, default=0)
@@ -399,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     ptr = sub.add_parser("train", help="train the dual-stream model")
     ptr.add_argument("--manifest", action="append", help="teach build manifest.jsonl (repeatable)")
     ptr.add_argument("--skip-bilabials-of", action="append", metavar="VOICE",
-                     choices=["espeak", "piper", "festival"],
+                     choices=["espeak-ng", "piper", "festival"],
                      help="leave the frames around p/b/m of this teacher voice's clips unsupervised "
                      "(repeatable), so the other voices alone teach the closures")
     ptr.add_argument("--facegood", help="FACEGOOD data folder (train clips only; dev clips are held apart)")

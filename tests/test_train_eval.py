@@ -88,14 +88,14 @@ def test_manifest_can_leave_one_voices_bilabials_unsupervised(tmp_path):
     phones = [{"label": "_", "cls": "sil", "start": 0.0, "end": 0.5}, {"label": "b", "cls": "bilabial",
               "start": 0.5, "end": 0.6}, {"label": "a", "cls": "vowel_open", "start": 0.6, "end": 1.4}]
     with open(tmp_path / "manifest.jsonl", "w") as f:
-        for i, source in enumerate(("espeak", "piper")):
+        for i, source in enumerate(("espeak-ng", "piper")):
             np.savez(tmp_path / f"c{i}.npz", values=np.zeros((42, 52), np.float32))
             f.write(json.dumps({"id": f"c{i}", "audio": f"c{i}.wav", "curves": f"c{i}.npz", "lang": "en",
                                 "source": source, "phones": phones}) + "\n")
     plain = load_manifest(tmp_path / "manifest.jsonl")
     assert all(it.frame_weight is None for it in plain)
     esp, pip = load_manifest(tmp_path / "manifest.jsonl", skip_bilabials_of=["piper"])
-    assert esp.source == "espeak" and esp.frame_weight is None
+    assert esp.source == "espeak-ng" and esp.frame_weight is None
     assert pip.source == "piper" and len(pip.frame_weight) == 42
     off = set(np.flatnonzero(pip.frame_weight == 0))
     assert set(range(15, 18)) <= off <= set(range(13, 21))   # b (frames 15-17) and 2 frames either side

@@ -99,7 +99,7 @@ def load_manifest(path: str | os.PathLike, weight: float = 1.0,
                   skip_bilabials_of: tuple[str, ...] | list[str] = ()) -> list[TrainItem]:
     """Teacher-built pairs (``teach build``'s manifest.jsonl): all 52 channels supervised.
 
-    ``skip_bilabials_of``: voices (the records' ``source``: ``espeak``, ``piper``, ``festival``) whose
+    ``skip_bilabials_of``: voices (the records' ``source``: ``espeak-ng``, ``piper``, ``festival``) whose
     frames around p/b/m are left unsupervised, so the other voices alone teach the closures.
     """
     from .pseudo import bilabial_frames_off
