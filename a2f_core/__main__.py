@@ -265,6 +265,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     init = load_checkpoint(args.init) if args.init else None
     provenance = {"data": {"manifests": args.manifest or [], "facegood": args.facegood, "real": args.real,
                            "real_skip_bilabials": bool(args.real_skip_bilabials), "pairs": args.pair or [],
+                           "skip_bilabials_of": args.skip_bilabials_of or [],
                            "weights": {"facegood": args.facegood_weight, "real": args.real_weight,
                                        "pair": args.pair_weight}}}
     if init is not None:
@@ -278,6 +279,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
             trainer.resume(last)
         trainer.train()
     print(f"{last}: step {trainer.step}")
+    return 0
+
+
+def _cmd_average(args: argparse.Namespace) -> int:
+    from .errors import A2FError
+    from .model import average_checkpoints, save_checkpoint
+
+    weights = None
+    if args.weights:
+        try:
+            weights = [float(w) for w in args.weights.split(",")]
+        except ValueError:
+            raise A2FError(f"--weights {args.weights!r}: give numbers separated by commas") from None
+    model = average_checkpoints(args.checkpoints, weights)
+    save_checkpoint(model, args.out, meta=model.checkpoint_meta)
+    shares = ", ".join(f"{a['weight']:g} {a['path']}" for a in model.checkpoint_meta["average"])
+    print(f"{args.out}: {shares}")
     return 0
 
 
@@ -395,6 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--no-more", action="store_true",
                     help="skip the speech_more/en clips (they need PocketSphinx alignment, slow the first time)")
     pe.set_defaults(func=_cmd_eval)
+
+    pav = sub.add_parser("average", help="average the weights of fine-tunes of one model (a model soup)")
+    pav.add_argument("checkpoints", nargs="+", help="checkpoints that share their --init (two or more)")
+    pav.add_argument("--weights", help="comma-separated weight per checkpoint (default: equal)")
+    pav.add_argument("--out", required=True, help="output checkpoint")
+    pav.set_defaults(func=_cmd_average)
 
     ptr = sub.add_parser("train", help="train the dual-stream model")
     ptr.add_argument("--manifest", action="append", help="teach build manifest.jsonl (repeatable)")

@@ -158,6 +158,39 @@ def test_bad_checkpoints_are_refused(model, tmp_path):
         load_checkpoint(p)
 
 
+def test_fine_tunes_of_one_model_average_into_one_checkpoint(model, tmp_path, capsys):
+    """`average A B --weights 3,1`: every weight is 0.75 A + 0.25 B; the feature statistics stay A's (= B's)."""
+    from a2f_core.__main__ import main
+
+    torch.manual_seed(1)
+    other = DualStreamModel(model.cfg)
+    other.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        for prm in other.parameters():
+            prm.add_(torch.randn_like(prm))
+    a, b, out = tmp_path / "a.pt", tmp_path / "b.pt", tmp_path / "soup.pt"
+    save_checkpoint(model, a, meta={"step": 1})
+    save_checkpoint(other, b, meta={"step": 2})
+    assert main(["average", str(a), str(b), "--weights", "3,1", "--out", str(out)]) == 0
+    soup = load_checkpoint(out)
+    sa, sb = model.state_dict(), other.state_dict()
+    for k, v in soup.state_dict().items():
+        assert torch.allclose(v, 0.75 * sa[k] + 0.25 * sb[k], atol=1e-6), k
+    assert torch.equal(soup.mel_mean, model.mel_mean)
+    assert [x["weight"] for x in soup.checkpoint_meta["average"]] == [0.75, 0.25]
+    assert soup.checkpoint_meta["average"][1]["meta"] == {"step": 2}
+    # models that do not share their start (other feature statistics) are refused, as is a lone checkpoint
+    with torch.no_grad():
+        other.mel_mean.add_(1.0)
+    save_checkpoint(other, b)
+    capsys.readouterr()
+    assert main(["average", str(a), str(b), "--out", str(out)]) != 0
+    assert "feature statistics differ" in capsys.readouterr().err
+    assert main(["average", str(a), "--out", str(out)]) != 0
+    assert "at least two" in capsys.readouterr().err
+    assert torch.equal(load_checkpoint(out).mel_mean, model.mel_mean)   # the earlier soup is left as it was
+
+
 @rows(('a checkpoint carrying pickled code',
        'refused: checkpoints load with `weights_only=True`, nothing in them runs'))
 def test_pickled_code_is_never_loaded(tmp_path):

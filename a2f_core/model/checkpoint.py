@@ -97,3 +97,45 @@ def load_checkpoint(path: str | os.PathLike | None = None) -> DualStreamModel:
     model.checkpoint_path = str(path)
     model.checkpoint_meta = dict(blob.get("meta", {}))
     return model
+
+
+FEATURE_STATS = ("mel_mean", "mel_std", "emo_mean", "emo_std")
+
+
+def average_checkpoints(paths: list[str | os.PathLike], weights: list[float] | None = None) -> DualStreamModel:
+    """The weighted mean of the weights of fine-tunes of one model (a "model soup").
+
+    Only fine-tunes that share their start point average well, so the checkpoints must share the model
+    configuration and the feature statistics (which a fine-tune keeps from its ``--init``); the result's
+    ``checkpoint_meta`` names the sources, their sha256 and weights. ``weights`` default to equal; they
+    are normalised to sum to 1.
+    """
+    if len(paths) < 2:
+        raise CheckpointError("averaging needs at least two checkpoints")
+    weights = [1.0] * len(paths) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(paths) or min(weights) < 0 or sum(weights) <= 0:
+        raise CheckpointError(f"need one non-negative weight per checkpoint ({len(paths)}), not {weights}")
+    weights = [w / sum(weights) for w in weights]
+    models = [load_checkpoint(p) for p in paths]
+    first = models[0]
+    for m in models[1:]:
+        if m.cfg.to_dict() != first.cfg.to_dict():
+            raise CheckpointError(f"{m.checkpoint_path}: model configuration differs from {first.checkpoint_path}")
+        for b in FEATURE_STATS:
+            if not torch.equal(getattr(m, b), getattr(first, b)):
+                raise CheckpointError(f"{m.checkpoint_path}: feature statistics differ from {first.checkpoint_path}; "
+                                      "only fine-tunes of one model can be averaged")
+    states = [m.state_dict() for m in models]
+    mean = {}
+    for k, v in states[0].items():
+        if v.is_floating_point() and k not in FEATURE_STATS:
+            mean[k] = sum(w * s[k].double() for w, s in zip(weights, states)).to(v.dtype)
+        else:
+            mean[k] = v.clone()
+    out = DualStreamModel(first.cfg)
+    out.load_state_dict(mean)
+    out.eval()
+    out.checkpoint_meta = {"average": [{"path": m.checkpoint_path, "sha256": file_sha256(m.checkpoint_path),
+                                        "weight": round(w, 6), "meta": m.checkpoint_meta}
+                                       for m, w in zip(models, weights)]}
+    return out
