@@ -246,7 +246,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     items = []
     for m in args.manifest or []:
-        items += load_manifest(m, weight=1.0, skip_bilabials_of=args.skip_bilabials_of or ())
+        items += load_manifest(m, weight=1.0, skip_bilabials_of=args.skip_bilabials_of or (),
+                               leave_out=args.leave_out or ())
     if args.facegood:
         train_clips = [c for c in CLIPS if c not in DEV_CLIPS]
         items += load_facegood(args.facegood, train_clips, weight=args.facegood_weight)
@@ -265,7 +266,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     init = load_checkpoint(args.init) if args.init else None
     provenance = {"data": {"manifests": args.manifest or [], "facegood": args.facegood, "real": args.real,
                            "real_skip_bilabials": bool(args.real_skip_bilabials), "pairs": args.pair or [],
-                           "skip_bilabials_of": args.skip_bilabials_of or [],
+                           "skip_bilabials_of": args.skip_bilabials_of or [], "leave_out": args.leave_out or [],
                            "weights": {"facegood": args.facegood_weight, "real": args.real_weight,
                                        "pair": args.pair_weight}}}
     if init is not None:
@@ -426,6 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
                      choices=["espeak-ng", "piper", "festival"],
                      help="leave the frames around p/b/m of this teacher voice's clips unsupervised "
                      "(repeatable), so the other voices alone teach the closures")
+    ptr.add_argument("--leave-out", action="append", metavar="VOICE", choices=["espeak-ng", "piper", "festival"],
+                     help="do not train on this teacher voice's clips (repeatable)")
     ptr.add_argument("--facegood", help="FACEGOOD data folder (train clips only; dev clips are held apart)")
     ptr.add_argument("--facegood-weight", type=float, default=3.0)
     ptr.add_argument("--real", metavar="DATA", help="data folder: pseudo-label the training speakers of "

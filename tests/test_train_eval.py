@@ -80,7 +80,8 @@ def test_pseudo_labels_can_leave_bilabials_to_the_synthetic_data():
 
 
 def test_manifest_can_leave_one_voices_bilabials_unsupervised(tmp_path):
-    """--skip-bilabials-of piper: the Piper clips lose the frames around p/b/m; espeak-ng clips keep all."""
+    """--skip-bilabials-of piper: the Piper clips lose the frames around p/b/m, espeak-ng clips keep all;
+    --leave-out piper: no Piper clip is read."""
     import json
 
     from a2f_core.train import load_manifest
@@ -99,6 +100,8 @@ def test_manifest_can_leave_one_voices_bilabials_unsupervised(tmp_path):
     assert pip.source == "piper" and len(pip.frame_weight) == 42
     off = set(np.flatnonzero(pip.frame_weight == 0))
     assert set(range(15, 18)) <= off <= set(range(13, 21))   # b (frames 15-17) and 2 frames either side
+    only = load_manifest(tmp_path / "manifest.jsonl", leave_out=["piper"])
+    assert [it.source for it in only] == ["espeak-ng"]
 
 
 def test_train_cli_records_where_a_fine_tune_started(tmp_path, speech):

@@ -96,11 +96,13 @@ def fill_cache(paths: list[str], cfg: ModelConfig, cache_dir: str | os.PathLike 
 
 
 def load_manifest(path: str | os.PathLike, weight: float = 1.0,
-                  skip_bilabials_of: tuple[str, ...] | list[str] = ()) -> list[TrainItem]:
+                  skip_bilabials_of: tuple[str, ...] | list[str] = (),
+                  leave_out: tuple[str, ...] | list[str] = ()) -> list[TrainItem]:
     """Teacher-built pairs (``teach build``'s manifest.jsonl): all 52 channels supervised.
 
     ``skip_bilabials_of``: voices (the records' ``source``: ``espeak-ng``, ``piper``, ``festival``) whose
     frames around p/b/m are left unsupervised, so the other voices alone teach the closures.
+    ``leave_out``: voices whose clips are not read at all.
     """
     from .pseudo import bilabial_frames_off
 
@@ -112,9 +114,11 @@ def load_manifest(path: str | os.PathLike, weight: float = 1.0,
             if not line.strip():
                 continue
             rec = json.loads(line)
+            source = rec.get("source", "teacher")
+            if source in leave_out:
+                continue
             with np.load(root / rec["curves"]) as z:
                 values = z["values"]
-            source = rec.get("source", "teacher")
             fw = None
             if source in skip:
                 phones = [("B" if ph["cls"] == "bilabial" else "_", ph["start"], ph["end"])
