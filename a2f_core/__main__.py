@@ -364,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--lang", choices=["en", "ja", "zh"], default="en",
                     help="en; ja (write kana); zh (tone-numbered pinyin, e.g. 'ba4 ba5 mai3 ma3')")
     ps.add_argument("--voice", help="espeak-ng voice (default: one of the language's voices)")
-    ps.add_argument("--engine", choices=["espeak-ng", "piper", "festival"], default="espeak",
+    ps.add_argument("--engine", choices=["espeak", "piper", "festival"], default="espeak",
                     help="espeak (espeak-ng, all languages), piper (natural US-English voice) or festival "
                          "(the slt HTS voice, US English)")
     ps.add_argument("--seed", type=int, default=0)

@@ -121,6 +121,14 @@ def test_help_for_each_command():
         assert r.returncode == 0 and "usage" in r.stdout
 
 
+def test_teach_say_engines_keep_their_names():
+    """`teach say --engine` takes espeak (its default), piper and festival, as its help says."""
+    from a2f_core.__main__ import build_parser
+
+    for engine in ("espeak", "piper", "festival"):
+        assert build_parser().parse_args(["teach", "say", "hi", "--engine", engine, "-o", "x"]).engine == engine
+
+
 def test_bench_hours_mode_reports_rss_marks():
     r = cli("bench", "--hours", "0.017")  # one 60 s block
     assert r.returncode == 0, r.stderr
