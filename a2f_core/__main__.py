@@ -314,6 +314,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+TEACHER_VOICES = ("espeak-ng", "piper", "festival")   # a teach build manifest's ``source`` values
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m a2f_core",
                                 description="Speech audio -> 52 ARKit blendshape curves, on the CPU.")
@@ -423,11 +426,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     ptr = sub.add_parser("train", help="train the dual-stream model")
     ptr.add_argument("--manifest", action="append", help="teach build manifest.jsonl (repeatable)")
-    ptr.add_argument("--skip-bilabials-of", action="append", metavar="VOICE",
-                     choices=["espeak-ng", "piper", "festival"],
+    ptr.add_argument("--skip-bilabials-of", action="append", metavar="VOICE", choices=TEACHER_VOICES,
                      help="leave the frames around p/b/m of this teacher voice's clips unsupervised "
                      "(repeatable), so the other voices alone teach the closures")
-    ptr.add_argument("--leave-out", action="append", metavar="VOICE", choices=["espeak-ng", "piper", "festival"],
+    ptr.add_argument("--leave-out", action="append", metavar="VOICE", choices=TEACHER_VOICES,
                      help="do not train on this teacher voice's clips (repeatable)")
     ptr.add_argument("--facegood", help="FACEGOOD data folder (train clips only; dev clips are held apart)")
     ptr.add_argument("--facegood-weight", type=float, default=3.0)

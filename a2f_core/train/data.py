@@ -104,6 +104,7 @@ def load_manifest(path: str | os.PathLike, weight: float = 1.0,
     frames around p/b/m are left unsupervised, so the other voices alone teach the closures.
     ``leave_out``: voices whose clips are not read at all.
     """
+    from ..eval import CLASS_AS_ARPABET
     from .pseudo import bilabial_frames_off
 
     skip = set(skip_bilabials_of)
@@ -121,7 +122,7 @@ def load_manifest(path: str | os.PathLike, weight: float = 1.0,
                 values = z["values"]
             fw = None
             if source in skip:
-                phones = [("B" if ph["cls"] == "bilabial" else "_", ph["start"], ph["end"])
+                phones = [(CLASS_AS_ARPABET.get(ph["cls"], ph["cls"]), ph["start"], ph["end"])
                           for ph in rec.get("phones", [])]
                 fw = bilabial_frames_off(phones, len(values))
             items.append(TrainItem(str(root / rec["audio"]), values, np.ones(len(ARKIT_NAMES), np.float32),
