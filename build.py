@@ -11,7 +11,10 @@ train  setup, then the default model's recipe: teacher data -> training -> dev e
        (``train --hours H --steps N --seed S --install`` copies the result into a2f_core/weights/;
        ``--piper SHARE`` natural-voice English, ``--real`` pseudo-labelled real English, ``--init CKPT``
        continues a model, ``--name`` the run folder; any other option, e.g. ``--w-extremes 1 --lr 5e-4``,
-       goes to ``python -m a2f_core train``)
+       goes to ``python -m a2f_core train``; runs with the same ``--hours/--data-seed/--piper/--festival``
+       share one teacher set and feature cache in out/train/data/)
+average  ``average RUN RUN ... --name NAME [--weights 1,1] [--install]``: the mean of trained runs of
+       out/train/ (fine-tunes of one ``--init``) as out/train/NAME/last.pt, evaluated like a trained run
 """
 
 from __future__ import annotations
@@ -238,15 +241,16 @@ def train(rest: list[str]) -> int:
         if rc:
             return rc
     out = ROOT / "out" / "train" / (args.name or f"seed{args.seed}")
-    teach = out / "teach"
+    data_seed = args.seed + 1 if args.data_seed is None else args.data_seed
+    data = ROOT / "out" / "train" / "data" / f"{args.hours:g}h-seed{data_seed}-piper{args.piper:g}-festival{args.festival:g}"
+    teach = data / "teach"
     if not (teach / "manifest.jsonl").exists():
-        rc = run([PY, "-m", "a2f_core", "teach", "build", teach, "--hours", args.hours, "--seed",
-                  args.seed + 1 if args.data_seed is None else args.data_seed,
+        rc = run([PY, "-m", "a2f_core", "teach", "build", teach, "--hours", args.hours, "--seed", data_seed,
                   "--piper", args.piper, "--festival", args.festival, "--jobs", args.jobs])
         if rc:
             return rc
     cmd = [PY, "-m", "a2f_core", "train", "--manifest", teach / "manifest.jsonl", "--out", out,
-           "--cache", out / "cache", "--steps", args.steps, "--seed", args.seed, "--resume", "--jobs", args.jobs]
+           "--cache", data / "cache", "--steps", args.steps, "--seed", args.seed, "--resume", "--jobs", args.jobs]
     facegood = Path(args.data) / "facegood"
     if facegood.exists():
         cmd += ["--facegood", facegood]
@@ -257,16 +261,50 @@ def train(rest: list[str]) -> int:
     rc = run(cmd + trainer_args)
     if rc:
         return rc
-    rc = run([PY, "-m", "a2f_core", "eval", "--data", args.data, "--checkpoint", out / "last.pt", "--out", out / "eval"])
+    return _evaluate(out, args.data, args.install)
+
+
+def _evaluate(out: Path, data: str, install: bool) -> int:
+    """Dev evaluation of out/last.pt into out/eval/, then (``install``) make it the shipped default model."""
+    rc = run([PY, "-m", "a2f_core", "eval", "--data", data, "--checkpoint", out / "last.pt", "--out", out / "eval"])
     if rc:
         return rc
-    if args.install:
+    if install:
         target = ROOT / "a2f_core" / "weights" / "default.pt"
         shutil.copy(out / "last.pt", target)
         digest = hashlib.sha256(target.read_bytes()).hexdigest()
         target.with_name("default.pt.sha256").write_text(f"{digest}  default.pt\n")   # checked at every load
         print(f"installed {out / 'last.pt'} as a2f_core/weights/default.pt (sha256 {digest[:12]}...)")
     return 0
+
+
+def average(rest: list[str]) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="build.py average",
+                                 description="average trained runs of out/train/ into out/train/NAME/last.pt")
+    ap.add_argument("runs", nargs="+", help="run names under out/train/ (fine-tunes of one --init)")
+    ap.add_argument("--name", required=True, help="run folder of the average under out/train/")
+    ap.add_argument("--weights", help="comma-separated weight per run (default: equal)")
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="FACEGOOD/dev data folder")
+    ap.add_argument("--install", action="store_true", help="copy the average to a2f_core/weights/")
+    args = ap.parse_args(rest)
+    train_dir = ROOT / "out" / "train"
+    missing = [r for r in args.runs if not (train_dir / r / "last.pt").exists()]
+    if missing:
+        print(f"error: no trained run {', '.join(missing)} in {train_dir} (run build.py train --name first)",
+              file=sys.stderr)
+        return 2
+    rc = setup()
+    if rc:
+        return rc
+    out = train_dir / args.name
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [PY, "-m", "a2f_core", "average", *(train_dir / r / "last.pt" for r in args.runs), "--out", out / "last.pt"]
+    rc = run(cmd + (["--weights", args.weights] if args.weights else []))
+    if rc:
+        return rc
+    return _evaluate(out, args.data, args.install)
 
 
 def main(argv: list[str]) -> int:
@@ -290,7 +328,9 @@ def main(argv: list[str]) -> int:
         return build_extension(plats)
     if cmd == "train":
         return train(rest)
-    print(f"unknown command {cmd!r}; use setup, test, demo, build or train", file=sys.stderr)
+    if cmd == "average":
+        return average(rest)
+    print(f"unknown command {cmd!r}; use setup, test, demo, build, train or average", file=sys.stderr)
     return 2
 
 
