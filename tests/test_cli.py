@@ -129,6 +129,16 @@ def test_teach_say_engines_keep_their_names():
         assert build_parser().parse_args(["teach", "say", "hi", "--engine", engine, "-o", "x"]).engine == engine
 
 
+def test_build_average_names_a_run_that_is_not_there():
+    """`build.py average` refuses, in one line, runs that `build.py train` has not made, before any setup."""
+    r = subprocess.run([sys.executable, str(ROOT / "build.py"), "average", "no-such-run-a", "no-such-run-b",
+                        "--name", "never-written"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip() == (f"error: no trained run no-such-run-a, no-such-run-b in {ROOT / 'out' / 'train'} "
+                                "(run build.py train --name first)")
+    assert not (ROOT / "out" / "train" / "never-written").exists()
+
+
 def test_bench_hours_mode_reports_rss_marks():
     r = cli("bench", "--hours", "0.017")  # one 60 s block
     assert r.returncode == 0, r.stderr
