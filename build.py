@@ -13,7 +13,7 @@ train  setup, then the default model's recipe: teacher data -> training -> dev e
        continues a model, ``--name`` the run folder; any other option, e.g. ``--w-extremes 1 --lr 5e-4``,
        goes to ``python -m a2f_core train``; runs with the same ``--hours/--data-seed/--piper/--festival``
        share one teacher set and feature cache in out/train/data/)
-average  ``average RUN RUN ... --name NAME [--weights 1,1] [--install]``: the mean of trained runs of
+average  ``average RUN RUN ... --name NAME [--weights 1,1] [--install] [--force]``: the mean of trained runs of
        out/train/ (fine-tunes of one ``--init``) as out/train/NAME/last.pt, evaluated like a trained run
 """
 
@@ -288,8 +288,16 @@ def average(rest: list[str]) -> int:
     ap.add_argument("--weights", help="comma-separated weight per run (default: equal)")
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="FACEGOOD/dev data folder")
     ap.add_argument("--install", action="store_true", help="copy the average to a2f_core/weights/")
+    ap.add_argument("--force", action="store_true", help="replace out/train/NAME/last.pt if it is there")
     args = ap.parse_args(rest)
     train_dir = ROOT / "out" / "train"
+    if args.name in args.runs:
+        print(f"error: --name {args.name} is one of the runs it averages; give the average a name of its own",
+              file=sys.stderr)
+        return 2
+    if (train_dir / args.name / "last.pt").exists() and not args.force:
+        print(f"error: {train_dir / args.name / 'last.pt'} exists (pass --force to replace it)", file=sys.stderr)
+        return 2
     missing = [r for r in args.runs if not (train_dir / r / "last.pt").exists()]
     if missing:
         print(f"error: no trained run {', '.join(missing)} in {train_dir} (run build.py train --name first)",

@@ -137,6 +137,9 @@ def test_build_average_names_a_run_that_is_not_there():
     assert r.stderr.strip() == (f"error: no trained run no-such-run-a, no-such-run-b in {ROOT / 'out' / 'train'} "
                                 "(run build.py train --name first)")
     assert not (ROOT / "out" / "train" / "never-written").exists()
+    r = subprocess.run([sys.executable, str(ROOT / "build.py"), "average", "no-such-run-a", "no-such-run-b",
+                        "--name", "no-such-run-b"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "is one of the runs it averages" in r.stderr
 
 
 def test_bench_hours_mode_reports_rss_marks():
