@@ -455,6 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
     ptr.add_argument("--checkpoint-every", type=int)
     for w in ("mse", "l1", "mouth", "expr", "velocity", "smooth", "extremes"):
         ptr.add_argument(f"--w-{w}", type=float, help=f"loss weight of the {w} term")
+    ptr.add_argument("--spec-aug", type=float, metavar="SHARE",
+                     help="share of stretches given a random channel colour and speaker size (default 0)")
     ptr.add_argument("--device", help="cpu (default), cuda, cuda:N or auto")
     ptr.add_argument("--amp", action="store_true", default=None, help="bfloat16 autocast for the decoder")
     ptr.add_argument("--jobs", type=int, default=1, help="worker processes for feature extraction (default 1)")

@@ -15,7 +15,8 @@ differences match the target's) + smoothness 0.1 (penalises the
 prediction's second difference) + extremes 0 (off by default: the aperture
 error averaged over closed frames and over wide-open frames separately,
 so those rare frames weigh as much as all the others). Channels a source does not carry are
-masked out.
+masked out. ``spec_aug``: the share of stretches whose log-mel is given a random microphone colour
+and speaker size (:mod:`.specaug`) as they are sampled.
 
 Runs on CPU or CUDA (``device``), with bfloat16 autocast for the decoder
 (``amp``; the attention sums stay float32), and under ``torchrun`` with
@@ -42,6 +43,7 @@ from ..arkit import BROWS, CHEEKS_NOSE, EYES, INDEX, MOUTH
 from ..features.emotion import align_to_frames
 from ..model import DualStreamModel, ModelConfig, save_checkpoint
 from .data import CachedFeatures, TrainItem, fill_cache
+from .specaug import augment_mel
 
 
 @dataclass
@@ -60,6 +62,7 @@ class TrainConfig:
     w_velocity: float = 0.2
     w_smooth: float = 0.1
     w_extremes: float = 0.0      # lip aperture error on closed and on wide-open frames, each class averaged alone
+    spec_aug: float = 0.0        # share of stretches whose log-mel gets a random channel colour and speaker size
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 25
@@ -204,6 +207,8 @@ class SequentialTrainer:
             start = 0 if self.rng.random() < 0.1 else int(self.rng.integers(0, T - n + 1))
             f, item = self.feats[k], self.items[k]
             m = f.mel[start:start + n + L - 1]
+            if c.spec_aug and self.rng.random() < c.spec_aug:
+                m = augment_mel(m, self.rng)
             e = self._emo[k][start:start + n + L - 1]
             mel[b, :len(m)], mel[b, len(m):] = m, m[-1]
             emo[b, :len(e)], emo[b, len(e):] = e, e[-1]
