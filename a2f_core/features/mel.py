@@ -58,11 +58,16 @@ def _mel_to_hz(m):
     return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
 
 
+def band_edges(cfg: MelConfig = MelConfig()) -> np.ndarray:
+    """(n_mels + 2,) HTK-mel band edges in Hz: band b rises from edge b, peaks at b+1, falls to b+2."""
+    return _mel_to_hz(np.linspace(_hz_to_mel(cfg.fmin), _hz_to_mel(cfg.fmax), cfg.n_mels + 2))
+
+
 @lru_cache(maxsize=4)
 def mel_filterbank(cfg: MelConfig = MelConfig()) -> np.ndarray:
     """(n_mels, n_fft//2+1) triangular HTK-mel filters, each with unit peak."""
     freqs = np.linspace(0.0, cfg.sample_rate / 2, cfg.n_fft // 2 + 1)
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(cfg.fmin), _hz_to_mel(cfg.fmax), cfg.n_mels + 2))
+    edges = band_edges(cfg)
     lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
     rising = (freqs[None, :] - lower) / (centre - lower)
     falling = (upper - freqs[None, :]) / (upper - centre)

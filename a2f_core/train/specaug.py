@@ -22,11 +22,10 @@ for a whole stretch: a recording has one channel and one speaker. The eGeMAPS st
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
-from ..features.mel import LOG_FLOOR, MelConfig, _hz_to_mel, _mel_to_hz
+from ..features.mel import LOG_FLOOR, MelConfig, _hz_to_mel, band_edges
 
 DB = np.log(10.0) / 10.0      # one decibel of power in natural-log units
 
@@ -39,13 +38,6 @@ class SpecAugConfig:
     warp: float = 0.12          # frequency scale drawn in [1 - warp, 1 + warp]
 
 
-@lru_cache(maxsize=4)
-def _band_centres(cfg: MelConfig = MelConfig()) -> np.ndarray:
-    """Centre frequency (Hz) of every mel band, as in :func:`~a2f_core.features.mel.mel_filterbank`."""
-    edges = np.linspace(_hz_to_mel(cfg.fmin), _hz_to_mel(cfg.fmax), cfg.n_mels + 2)
-    return _mel_to_hz(edges[1:-1])
-
-
 def warp_bands(mel: np.ndarray, factor: float, cfg: MelConfig = MelConfig()) -> np.ndarray:
     """(T, n_mels) log-mel as if every frequency were ``factor`` times higher (VTLP).
 
@@ -54,12 +46,11 @@ def warp_bands(mel: np.ndarray, factor: float, cfg: MelConfig = MelConfig()) -> 
     """
     if factor == 1.0:
         return mel
-    n = mel.shape[1]
-    src_mel = _hz_to_mel(_band_centres(cfg) / factor)
-    lo, hi = _hz_to_mel(cfg.fmin), _hz_to_mel(cfg.fmax)
-    pos = np.clip((src_mel - lo) / (hi - lo) * (n + 1) - 1, 0, n - 1)   # fractional band index
+    centres = band_edges(cfg)[1:-1]
+    pos = np.interp(_hz_to_mel(centres / factor), _hz_to_mel(centres),
+                    np.arange(len(centres)))                 # fractional band index, clamped to the edges
     i0 = np.floor(pos).astype(int)
-    i1 = np.minimum(i0 + 1, n - 1)
+    i1 = np.minimum(i0 + 1, len(centres) - 1)
     f = (pos - i0).astype(mel.dtype)
     return mel[:, i0] * (1 - f) + mel[:, i1] * f
 
