@@ -146,6 +146,28 @@ def test_extremes_term_averages_closed_and_open_frames_each_alone():
     # the two classes weigh as much as all frames together, however few they are
     assert expected > 1.5 * float((ap_err ** 2).mean())
 
+def test_aperture_l1_term_is_the_mean_absolute_aperture_error_and_pulls_to_the_median():
+    """--w-aperture-l1 adds mean |aperture error|; its minimiser over a constant prediction is the median."""
+    from types import SimpleNamespace
+
+    J, C = INDEX["jawOpen"], INDEX["mouthClose"]
+    tgt = torch.zeros(1, 10, 52)
+    tgt[0, :, J] = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.5, 0.5, 0.5])  # sealed 6 of 10 frames
+    w = torch.ones_like(tgt)
+
+    def term(level, weight=1.0):
+        pred = tgt.clone()
+        pred[0, :, J] = level
+        cfg = TrainConfig(w_aperture_l1=weight)
+        with_term = float(SequentialTrainer.loss(SimpleNamespace(cfg=cfg), pred, tgt, w)[0])
+        cfg0 = TrainConfig(w_aperture_l1=0.0)
+        return with_term - float(SequentialTrainer.loss(SimpleNamespace(cfg=cfg0), pred, tgt, w)[0])
+
+    assert abs(term(0.2) - float((torch.tensor([0.2] * 6 + [0.3] * 4)).mean())) < 1e-5
+    assert abs(term(0.2, weight=3.0) - 3 * term(0.2)) < 1e-5
+    levels = [i / 20 for i in range(11)]
+    assert min(levels, key=term) == 0.0          # the median (sealed), where the squared error's best is 0.2
+
 
 def test_sequence_training_path_is_differentiable():
     torch.manual_seed(0)

@@ -14,7 +14,9 @@ jawOpen - mouthClose as part of the mouth term) + velocity 0.2 (frame
 differences match the target's) + smoothness 0.1 (penalises the
 prediction's second difference) + extremes 0 (off by default: the aperture
 error averaged over closed frames and over wide-open frames separately,
-so those rare frames weigh as much as all the others). Channels a source does not carry are
+so those rare frames weigh as much as all the others) + aperture L1 0 (off by default: the absolute
+lip-aperture error, which pulls an unsure aperture to the median of what the audio allows rather than
+the mean, as the L1 term does for the channels). Channels a source does not carry are
 masked out. ``spec_aug``: the share of stretches whose log-mel is given a random microphone colour
 and speaker size (:mod:`.specaug`) as they are sampled.
 
@@ -62,6 +64,7 @@ class TrainConfig:
     w_velocity: float = 0.2
     w_smooth: float = 0.1
     w_extremes: float = 0.0      # lip aperture error on closed and on wide-open frames, each class averaged alone
+    w_aperture_l1: float = 0.0   # absolute lip aperture error (the mouth term has its square)
     spec_aug: float = 0.0        # share of stretches whose log-mel gets a random channel colour and speaker size
     seed: int = 0
     checkpoint_every: int = 500
@@ -243,6 +246,7 @@ class SequentialTrainer:
             # averaged with all the others, their errors teach the model to stay near the mean
             for sel in ((tgt[..., CLOSE] > 0.02) & (tgt_ap <= 0.05), tgt_ap >= 0.25):
                 extremes = extremes + _masked_mean(ap_err ** 2, wa * sel.to(wa.dtype))
+        aperture_l1 = _masked_mean(ap_err.abs(), wa) if c.w_aperture_l1 else pred.new_zeros(())
         expr = _masked_mean(err[..., EXPR_IDX] ** 2, w[..., EXPR_IDX])
         dv = (pred[:, 1:] - pred[:, :-1]) - (tgt[:, 1:] - tgt[:, :-1])
         vel = _masked_mean(dv ** 2, torch.minimum(w[:, 1:], w[:, :-1]))
@@ -250,7 +254,7 @@ class SequentialTrainer:
         v2 = valid[:, 2:] * valid[:, 1:-1] * valid[:, :-2]
         smooth = _masked_mean((pred[:, 2:] - 2 * pred[:, 1:-1] + pred[:, :-2]) ** 2, v2.expand(-1, -1, 52))
         total = (c.w_mse * mse + c.w_l1 * l1 + c.w_mouth * mouth + c.w_expr * expr + c.w_velocity * vel
-                 + c.w_smooth * smooth + c.w_extremes * extremes)
+                 + c.w_smooth * smooth + c.w_extremes * extremes + c.w_aperture_l1 * aperture_l1)
         return total, {"mse": float(mse.detach()), "mouth": float(mouth.detach()), "vel": float(vel.detach())}
 
     # ---------------------------------------------------------------- loop
