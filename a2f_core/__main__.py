@@ -244,10 +244,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .train import SequentialTrainer, TrainConfig, load_manifest, load_pair
     from .train.facegood import DEV_CLIPS, CLIPS, load_facegood
 
+    bilabial_weight = {}
+    for spec in args.bilabial_weight or []:
+        voice, _, w = spec.partition("=")
+        try:
+            bilabial_weight[voice] = float(w)
+        except ValueError:
+            w = None
+        if voice not in TEACHER_VOICES or w is None or bilabial_weight[voice] < 0:
+            raise SystemExit(f"error: --bilabial-weight {spec}: give VOICE=WEIGHT, VOICE one of "
+                             f"{', '.join(TEACHER_VOICES)}, WEIGHT >= 0")
     items = []
     for m in args.manifest or []:
         items += load_manifest(m, weight=1.0, skip_bilabials_of=args.skip_bilabials_of or (),
-                               leave_out=args.leave_out or ())
+                               leave_out=args.leave_out or (), bilabial_weight=bilabial_weight)
     if args.facegood:
         train_clips = [c for c in CLIPS if c not in DEV_CLIPS]
         items += load_facegood(args.facegood, train_clips, weight=args.facegood_weight)
@@ -267,6 +277,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     provenance = {"data": {"manifests": args.manifest or [], "facegood": args.facegood, "real": args.real,
                            "real_skip_bilabials": bool(args.real_skip_bilabials), "pairs": args.pair or [],
                            "skip_bilabials_of": args.skip_bilabials_of or [], "leave_out": args.leave_out or [],
+                           "bilabial_weight": bilabial_weight,
                            "weights": {"facegood": args.facegood_weight, "real": args.real_weight,
                                        "pair": args.pair_weight}}}
     if init is not None:
@@ -429,6 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
     ptr.add_argument("--skip-bilabials-of", action="append", metavar="VOICE", choices=TEACHER_VOICES,
                      help="leave the frames around p/b/m of this teacher voice's clips unsupervised "
                      "(repeatable), so the other voices alone teach the closures")
+    ptr.add_argument("--bilabial-weight", action="append", metavar="VOICE=WEIGHT",
+                     help="weight of this teacher voice's frames around p/b/m (repeatable; e.g. piper=4)")
     ptr.add_argument("--leave-out", action="append", metavar="VOICE", choices=TEACHER_VOICES,
                      help="do not train on this teacher voice's clips (repeatable)")
     ptr.add_argument("--facegood", help="FACEGOOD data folder (train clips only; dev clips are held apart)")

@@ -102,6 +102,9 @@ def test_manifest_can_leave_one_voices_bilabials_unsupervised(tmp_path):
     assert set(range(15, 18)) <= off <= set(range(13, 21))   # b (frames 15-17) and 2 frames either side
     only = load_manifest(tmp_path / "manifest.jsonl", leave_out=["piper"])
     assert [it.source for it in only] == ["espeak-ng"]
+    esp, pip = load_manifest(tmp_path / "manifest.jsonl", bilabial_weight={"piper": 4.0})
+    assert esp.frame_weight is None
+    assert set(np.flatnonzero(pip.frame_weight == 4.0)) == off and set(np.unique(pip.frame_weight)) == {1.0, 4.0}
 
 
 def test_train_cli_records_where_a_fine_tune_started(tmp_path, speech):

@@ -97,12 +97,15 @@ def fill_cache(paths: list[str], cfg: ModelConfig, cache_dir: str | os.PathLike 
 
 def load_manifest(path: str | os.PathLike, weight: float = 1.0,
                   skip_bilabials_of: tuple[str, ...] | list[str] = (),
-                  leave_out: tuple[str, ...] | list[str] = ()) -> list[TrainItem]:
+                  leave_out: tuple[str, ...] | list[str] = (),
+                  bilabial_weight: dict[str, float] | None = None) -> list[TrainItem]:
     """Teacher-built pairs (``teach build``'s manifest.jsonl): all 52 channels supervised.
 
     ``skip_bilabials_of``: voices (the records' ``source``: ``espeak-ng``, ``piper``, ``festival``) whose
     frames around p/b/m are left unsupervised, so the other voices alone teach the closures.
     ``leave_out``: voices whose clips are not read at all.
+    ``bilabial_weight``: voice -> weight of its frames around p/b/m (the frames ``skip_bilabials_of``
+    would leave out), so that voice's closures count that many times.
     """
     from ..eval import CLASS_AS_ARPABET
     from .pseudo import bilabial_frames_off
@@ -121,10 +124,12 @@ def load_manifest(path: str | os.PathLike, weight: float = 1.0,
             with np.load(root / rec["curves"]) as z:
                 values = z["values"]
             fw = None
-            if source in skip:
+            if source in skip or source in (bilabial_weight or {}):
                 phones = [(CLASS_AS_ARPABET.get(ph["cls"], ph["cls"]), ph["start"], ph["end"])
                           for ph in rec.get("phones", [])]
                 fw = bilabial_frames_off(phones, len(values))
+                if source not in skip:
+                    fw = 1.0 + (bilabial_weight[source] - 1.0) * (1.0 - fw)
             items.append(TrainItem(str(root / rec["audio"]), values, np.ones(len(ARKIT_NAMES), np.float32),
                                    weight, rec.get("lang", ""), source, {"id": rec["id"]}, frame_weight=fw))
     return items
