@@ -244,16 +244,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .train import SequentialTrainer, TrainConfig, load_manifest, load_pair
     from .train.facegood import DEV_CLIPS, CLIPS, load_facegood
 
-    bilabial_weight = {}
-    for spec in args.bilabial_weight or []:
-        voice, _, w = spec.partition("=")
-        try:
-            bilabial_weight[voice] = float(w)
-        except ValueError:
-            w = None
-        if voice not in TEACHER_VOICES or w is None or bilabial_weight[voice] < 0:
-            raise SystemExit(f"error: --bilabial-weight {spec}: give VOICE=WEIGHT, VOICE one of "
-                             f"{', '.join(TEACHER_VOICES)}, WEIGHT >= 0")
+    bilabial_weight = dict(args.bilabial_weight or [])
     items = []
     for m in args.manifest or []:
         items += load_manifest(m, weight=1.0, skip_bilabials_of=args.skip_bilabials_of or (),
@@ -326,6 +317,19 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 TEACHER_VOICES = ("espeak-ng", "piper", "festival")   # a teach build manifest's ``source`` values
+
+
+def _voice_weight(spec: str) -> tuple[str, float]:
+    """'piper=4' -> ('piper', 4.0), for ``train --bilabial-weight``."""
+    voice, _, val = spec.partition("=")
+    try:
+        weight = float(val)
+    except ValueError:
+        weight = -1.0
+    if voice not in TEACHER_VOICES or not weight >= 0:
+        raise argparse.ArgumentTypeError(f"{spec!r}: give VOICE=WEIGHT, VOICE one of {', '.join(TEACHER_VOICES)}, "
+                                         "WEIGHT >= 0")
+    return voice, weight
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -440,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     ptr.add_argument("--skip-bilabials-of", action="append", metavar="VOICE", choices=TEACHER_VOICES,
                      help="leave the frames around p/b/m of this teacher voice's clips unsupervised "
                      "(repeatable), so the other voices alone teach the closures")
-    ptr.add_argument("--bilabial-weight", action="append", metavar="VOICE=WEIGHT",
+    ptr.add_argument("--bilabial-weight", action="append", type=_voice_weight, metavar="VOICE=WEIGHT",
                      help="weight of this teacher voice's frames around p/b/m (repeatable; e.g. piper=4)")
     ptr.add_argument("--leave-out", action="append", metavar="VOICE", choices=TEACHER_VOICES,
                      help="do not train on this teacher voice's clips (repeatable)")

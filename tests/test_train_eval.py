@@ -149,6 +149,7 @@ def test_extremes_term_averages_closed_and_open_frames_each_alone():
     # the two classes weigh as much as all frames together, however few they are
     assert expected > 1.5 * float((ap_err ** 2).mean())
 
+
 def test_aperture_l1_term_is_the_mean_absolute_aperture_error_and_pulls_to_the_median():
     """--w-aperture-l1 adds mean |aperture error|; its minimiser over a constant prediction is the median."""
     from types import SimpleNamespace

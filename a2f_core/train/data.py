@@ -110,7 +110,7 @@ def load_manifest(path: str | os.PathLike, weight: float = 1.0,
     from ..eval import CLASS_AS_ARPABET
     from .pseudo import bilabial_frames_off
 
-    skip = set(skip_bilabials_of)
+    skip, bilabial_weight = set(skip_bilabials_of), bilabial_weight or {}
     root = Path(path).parent
     items = []
     with open(path, encoding="utf-8") as f:
@@ -124,7 +124,7 @@ def load_manifest(path: str | os.PathLike, weight: float = 1.0,
             with np.load(root / rec["curves"]) as z:
                 values = z["values"]
             fw = None
-            if source in skip or source in (bilabial_weight or {}):
+            if source in skip or source in bilabial_weight:
                 phones = [(CLASS_AS_ARPABET.get(ph["cls"], ph["cls"]), ph["start"], ph["end"])
                           for ph in rec.get("phones", [])]
                 fw = bilabial_frames_off(phones, len(values))
