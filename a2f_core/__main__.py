@@ -239,6 +239,7 @@ def _cmd_teach_facegood(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import fields
 
+    from .engine import torch_threads
     from .model import ModelConfig, load_checkpoint
     from .model.checkpoint import file_sha256
     from .train import SequentialTrainer, TrainConfig, load_manifest, load_pair
@@ -277,7 +278,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     trainer = SequentialTrainer(items, args.out, cfg, ModelConfig(), cache_dir=args.cache, init=init,
                                 progress=not args.quiet, jobs=args.jobs, provenance=provenance)
     last = Path(args.out) / "last.pt"
-    with trainer:
+    with trainer, torch_threads(args.threads):
         if args.resume and last.exists():
             trainer.resume(last)
         trainer.train()
@@ -477,6 +478,9 @@ def build_parser() -> argparse.ArgumentParser:
     ptr.add_argument("--device", help="cpu (default), cuda, cuda:N or auto")
     ptr.add_argument("--amp", action="store_true", default=None, help="bfloat16 autocast for the decoder")
     ptr.add_argument("--jobs", type=int, default=1, help="worker processes for feature extraction (default 1)")
+    ptr.add_argument("--threads", type=int, metavar="N",
+                     help="torch threads for the training steps (default: torch's own, one per core); give "
+                     "runs that share the machine --threads 1 each, or their threads wait on one another")
     ptr.add_argument("-q", "--quiet", action="store_true")
     ptr.set_defaults(func=_cmd_train)
     return p

@@ -107,8 +107,9 @@ def test_manifest_can_leave_one_voices_bilabials_unsupervised(tmp_path):
     assert set(np.flatnonzero(pip.frame_weight == 4.0)) == off and set(np.unique(pip.frame_weight)) == {1.0, 4.0}
 
 
-def test_train_cli_records_where_a_fine_tune_started(tmp_path, speech):
-    """The checkpoint's metadata names the --init checkpoint (path, sha256, its own metadata) and the data."""
+def test_train_cli_records_where_a_fine_tune_started(tmp_path, speech, monkeypatch):
+    """The checkpoint's metadata names the --init checkpoint (path, sha256, its own metadata) and the data;
+    --threads holds for the training steps only."""
     from a2f_core.__main__ import main
     from a2f_core.model import save_checkpoint
     from a2f_core.model.checkpoint import file_sha256
@@ -117,8 +118,16 @@ def test_train_cli_records_where_a_fine_tune_started(tmp_path, speech):
     start = tmp_path / "start.pt"
     save_checkpoint(DualStreamModel(), start, meta={"step": 7})
     pair = f"{item.audio},{tmp_path / 'a0.csv'}"
-    assert main(["train", "--pair", pair, "--init", str(start), "--out", str(tmp_path / "ft"), "--steps", "1",
-                 "--batch", "1", "--stretch", "16", "-q"]) == 0
+    threads_seen, real_train, before = [], SequentialTrainer.train, torch.get_num_threads()
+    monkeypatch.setattr(SequentialTrainer, "train",
+                        lambda self: threads_seen.append(torch.get_num_threads()) or real_train(self))
+    torch.set_num_threads(2)
+    try:
+        assert main(["train", "--pair", pair, "--init", str(start), "--out", str(tmp_path / "ft"), "--steps",
+                     "1", "--batch", "1", "--stretch", "16", "--threads", "1", "-q"]) == 0
+        assert threads_seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
     meta = load_checkpoint(tmp_path / "ft" / "last.pt").checkpoint_meta
     assert meta["init"]["path"] == str(start) and meta["init"]["sha256"] == file_sha256(start)
     assert meta["init"]["meta"]["step"] == 7
