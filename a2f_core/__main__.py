@@ -243,7 +243,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .model import ModelConfig, load_checkpoint
     from .model.checkpoint import file_sha256
     from .train import SequentialTrainer, TrainConfig, load_manifest, load_pair
-    from .train.facegood import DEV_CLIPS, CLIPS, load_facegood
+    from .train.facegood import DEV_CLIPS, CLIPS, dense_variants, load_facegood
 
     bilabial_weight = dict(args.bilabial_weight or [])
     items = []
@@ -252,7 +252,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                leave_out=args.leave_out or (), bilabial_weight=bilabial_weight)
     if args.facegood:
         train_clips = [c for c in CLIPS if c not in DEV_CLIPS]
-        items += load_facegood(args.facegood, train_clips, weight=args.facegood_weight)
+        fg = load_facegood(args.facegood, train_clips, weight=args.facegood_weight)
+        if args.facegood_dense:
+            fg += dense_variants(fg, Path(args.cache or args.out) / "facegood_dense", args.facegood_dense)
+        items += fg
     if args.real:
         from .train.pseudo import load_pseudo
 
@@ -269,7 +272,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     provenance = {"data": {"manifests": args.manifest or [], "facegood": args.facegood, "real": args.real,
                            "real_skip_bilabials": bool(args.real_skip_bilabials), "pairs": args.pair or [],
                            "skip_bilabials_of": args.skip_bilabials_of or [], "leave_out": args.leave_out or [],
-                           "bilabial_weight": bilabial_weight,
+                           "bilabial_weight": bilabial_weight, "facegood_dense": args.facegood_dense,
                            "weights": {"facegood": args.facegood_weight, "real": args.real_weight,
                                        "pair": args.pair_weight}}}
     if init is not None:
@@ -451,6 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="do not train on this teacher voice's clips (repeatable)")
     ptr.add_argument("--facegood", help="FACEGOOD data folder (train clips only; dev clips are held apart)")
     ptr.add_argument("--facegood-weight", type=float, default=3.0)
+    ptr.add_argument("--facegood-dense", type=int, default=0, metavar="N",
+                     help="add N denser copies of each FACEGOOD training clip: pauses cut to 0.1-0.3 s, "
+                     "speed 0.9-1.2 (default 0)")
     ptr.add_argument("--real", metavar="DATA", help="data folder: pseudo-label the training speakers of "
                      "speech_more/en by PocketSphinx alignment (dev speakers are held apart)")
     ptr.add_argument("--real-weight", type=float, default=3.0)

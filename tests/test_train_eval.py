@@ -276,3 +276,49 @@ def test_facegood_mapping_report_shows_the_jaw_moving_with_the_voice():
     assert set(rows) == set(MAPPING)
     assert rows["jawOpen"]["r_loudness"] > 0.5 and rows["jawOpen"]["active"] > 0.2
     assert rows["jawOpen"]["r_loudness"] > rows["mouthPucker"]["r_loudness"]   # lip shapes are not loudness
+
+
+def test_facegood_dense_copies_cut_pauses_and_keep_curves_on_the_audio(tmp_path):
+    """Words of 0.6 s between pauses of 1.2 s: the copies keep every word, cut each pause to 0.1-0.3 s
+    (at speed 0.9-1.2), the curves stay on their audio, and a second call rewrites nothing (cached features
+    stay valid)."""
+    import os
+
+    from a2f_core.train.data import TrainItem
+    from a2f_core.train.facegood import dense_variants
+
+    rate, word, gap, n_words = 16000, 0.6, 1.2, 5
+
+    def frame_peak(a, n):   # per 30 fps frame: the largest sample
+        return np.array([np.abs(a[i * rate // 30: (i + 1) * rate // 30]).max() for i in range(n)])
+
+    t = np.arange(int(rate * word)) / rate
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    audio = np.concatenate([np.concatenate([np.zeros(int(rate * gap), np.float32), tone])
+                            for _ in range(n_words)] + [np.zeros(int(rate * gap), np.float32)])
+    sf.write(tmp_path / "c.wav", audio, rate)
+    T = len(audio) * 30 // rate
+    target = np.zeros((T, 52), np.float32)
+    loud = frame_peak(audio, T) > 0.1
+    target[loud, INDEX["jawOpen"]] = 0.5
+    item = TrainItem(str(tmp_path / "c.wav"), target, np.ones(52, np.float32), 3.0, "zh", "facegood", {"id": "c"})
+    copies = dense_variants([item], tmp_path / "dense", 3)
+    assert len(copies) == 3
+    for c in copies:
+        a = sf.read(c.audio, dtype="float32")[0]
+        s = c.meta["speed"]
+        assert 0.9 <= s <= 1.2 and c.weight == 3.0 and c.source == "facegood-dense"
+        assert abs(len(c.target) - len(a) * 30 / rate) <= 1
+        jaw = c.target[:, INDEX["jawOpen"]] > 0.25
+        starts = np.flatnonzero(np.diff(jaw.astype(int)) == 1)
+        assert len(starts) == n_words                                   # every word kept
+        assert abs(jaw.sum() - n_words * word * 30 / s) <= 2 * n_words   # at its new speed
+        gaps = np.diff(np.flatnonzero(np.diff(jaw.astype(int)) != 0))[1::2] / 30 * s
+        assert np.all(gaps >= 0.1 - 0.07) and np.all(gaps <= 0.3 + 0.07)   # pauses cut short
+        env = frame_peak(a, len(jaw)) > 0.1
+        edges = [np.flatnonzero(np.diff(x.astype(int)) != 0) for x in (jaw, env)]
+        assert len(edges[0]) == len(edges[1]) and np.abs(edges[0] - edges[1]).max() <= 1   # curves on their audio
+    mtimes = [os.stat(c.audio).st_mtime_ns for c in copies]
+    again = dense_variants([item], tmp_path / "dense", 3)
+    assert [os.stat(c.audio).st_mtime_ns for c in again] == mtimes
+    assert all(np.array_equal(a.target, b.target) for a, b in zip(copies, again))

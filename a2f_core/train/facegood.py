@@ -110,3 +110,79 @@ def mapping_report(folder: str | Path, clips=CLIPS) -> list[dict]:
                     "active": round(float((col > 0.05).mean()), 3),
                     "r_loudness": round(pearson(col, e), 3) if col.std() > 0 else None})
     return out
+
+
+def dense_variants(items: list[TrainItem], folder: str | Path, n: int, seed: int = 0,
+                   speed: tuple[float, float] = (0.9, 1.2), pause: tuple[float, float] = (0.1, 0.3),
+                   ) -> list[TrainItem]:
+    """``n`` denser copies of each FACEGOOD clip: pauses cut short, the whole clip sped up or slowed down.
+
+    The training captures are words read one at a time, over half of each clip silence; conversational
+    and read-aloud speech runs syllable into syllable. Each copy shortens every pause to a random
+    ``pause`` length (seconds) and plays the result at a random ``speed`` (resampled, so pitch moves with
+    it, as in Ko et al.'s speed perturbation); the curves are cut and stretched with the audio. Cuts fall
+    on 100 ms blocks (3 frames, 1600 samples), inside pauses only: blocks where every mapped channel stays
+    below 0.001 and the audio is 40 dB below the clip's loudest block. The copies depend on ``seed`` and
+    the clip alone (not on the training seed), so runs share them and their cached features; they are
+    written under ``folder`` as 16 kHz wavs.
+    """
+    import io
+    import os
+
+    import soundfile as sf
+    import soxr
+
+    from ..audio import load_audio
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    block, fpb = 1600, 3
+    out = []
+    for item in items:
+        clip = item.meta.get("id", Path(item.audio).stem)
+        audio = load_audio(item.audio)
+        nb = min(len(audio) // block, len(item.target) // fpb)
+        rms = np.sqrt(np.mean(audio[: nb * block].reshape(nb, block).astype(np.float64) ** 2, axis=1) + 1e-12)
+        still = item.target[: nb * fpb].reshape(nb, fpb, -1).max(axis=(1, 2)) < 1e-3
+        quiet = still & (20 * np.log10(rms / rms.max()) < -40)
+        for k in range(n):
+            rng = np.random.default_rng([seed, k, *clip.encode()])
+            keep = np.ones(nb, bool)
+            i = 0
+            while i < nb:
+                if not quiet[i]:
+                    i += 1
+                    continue
+                j = i
+                while j < nb and quiet[j]:
+                    j += 1
+                room = max(1, int(round(rng.uniform(*pause) * 10)))   # blocks of 100 ms
+                if j - i > room:
+                    head = (room + 1) // 2
+                    keep[i + head: j - (room - head)] = False
+                i = j
+            blocks = np.flatnonzero(keep)
+            a = audio[: nb * block].reshape(nb, block)[blocks].reshape(-1).copy()
+            ramp = np.linspace(0.0, 1.0, 80, dtype=np.float32)
+            for cut in np.flatnonzero(np.diff(blocks) > 1) + 1:   # soften each join: 5 ms fade out, 5 ms in
+                a[cut * block - 80: cut * block] *= ramp[::-1]
+                a[cut * block: cut * block + 80] *= ramp
+            t = item.target[: nb * fpb].reshape(nb, fpb, -1)[blocks].reshape(-1, item.target.shape[1])
+            f = float(rng.uniform(*speed))
+            a = soxr.resample(a, 16000 * f, 16000).astype(np.float32)
+            frames = min(len(t), int(len(a) * 30 // 16000))
+            src = np.minimum(np.arange(frames) * f, len(t) - 1)
+            lo = np.floor(src).astype(int)
+            hi = np.minimum(lo + 1, len(t) - 1)
+            frac = (src - lo)[:, None]
+            target = ((1 - frac) * t[lo] + frac * t[hi]).astype(np.float32)
+            path = folder / f"{clip}_dense{k}_seed{seed}.wav"
+            buf = io.BytesIO()
+            sf.write(buf, a, 16000, subtype="FLOAT", format="WAV")
+            if not path.exists() or path.read_bytes() != buf.getvalue():   # same file, same mtime: cache kept
+                tmp = path.with_name(f".{path.name}.{os.getpid()}")
+                tmp.write_bytes(buf.getvalue())
+                os.replace(tmp, path)
+            meta = {**item.meta, "dense": k, "speed": round(f, 3), "kept": round(len(blocks) / nb, 3)}
+            out.append(TrainItem(str(path), target, item.mask, item.weight, item.lang, "facegood-dense", meta))
+    return out
