@@ -318,6 +318,9 @@ def test_facegood_dense_copies_cut_pauses_and_keep_curves_on_the_audio(tmp_path)
         env = frame_peak(a, len(jaw)) > 0.1
         edges = [np.flatnonzero(np.diff(x.astype(int)) != 0) for x in (jaw, env)]
         assert len(edges[0]) == len(edges[1]) and np.abs(edges[0] - edges[1]).max() <= 1   # curves on their audio
+    slow = dense_variants([item], tmp_path / "slow", 1, speed=(0.9, 0.95))[0]   # slowed: curves to the end
+    assert slow.meta["speed"] < 1
+    assert abs(len(slow.target) - len(sf.read(slow.audio)[0]) * 30 / rate) <= 1
     mtimes = [os.stat(c.audio).st_mtime_ns for c in copies]
     again = dense_variants([item], tmp_path / "dense", 3)
     assert [os.stat(c.audio).st_mtime_ns for c in again] == mtimes

@@ -124,7 +124,7 @@ def dense_variants(items: list[TrainItem], folder: str | Path, n: int, seed: int
     on 100 ms blocks (3 frames, 1600 samples), inside pauses only: blocks where every mapped channel stays
     below 0.001 and the audio is 40 dB below the clip's loudest block. The copies depend on ``seed`` and
     the clip alone (not on the training seed), so runs share them and their cached features; they are
-    written under ``folder`` as 16 kHz wavs.
+    written under ``folder`` as 16 kHz wavs, their curves as long as their audio.
     """
     import io
     import os
@@ -132,11 +132,12 @@ def dense_variants(items: list[TrainItem], folder: str | Path, n: int, seed: int
     import soundfile as sf
     import soxr
 
-    from ..audio import load_audio
+    from ..audio import SAMPLE_RATE, load_audio
+    from ..curves import BlendshapeCurves
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    block, fpb = 1600, 3
+    block, fpb = SAMPLE_RATE // 10, 3   # 100 ms: 1600 samples, 3 frames
     out = []
     for item in items:
         clip = item.meta.get("id", Path(item.audio).stem)
@@ -169,16 +170,12 @@ def dense_variants(items: list[TrainItem], folder: str | Path, n: int, seed: int
                 a[cut * block: cut * block + 80] *= ramp
             t = item.target[: nb * fpb].reshape(nb, fpb, -1)[blocks].reshape(-1, item.target.shape[1])
             f = float(rng.uniform(*speed))
-            a = soxr.resample(a, 16000 * f, 16000).astype(np.float32)
-            frames = min(len(t), int(len(a) * 30 // 16000))
-            src = np.minimum(np.arange(frames) * f, len(t) - 1)
-            lo = np.floor(src).astype(int)
-            hi = np.minimum(lo + 1, len(t) - 1)
-            frac = (src - lo)[:, None]
-            target = ((1 - frac) * t[lo] + frac * t[hi]).astype(np.float32)
+            a = soxr.resample(a, SAMPLE_RATE * f, SAMPLE_RATE).astype(np.float32)
+            # the cut curves played at f times their 30 fps, put back on the 30 fps grid
+            target = BlendshapeCurves(t, 30.0 * f).resample(30.0).values[: len(a) * 30 // SAMPLE_RATE]
             path = folder / f"{clip}_dense{k}_seed{seed}.wav"
             buf = io.BytesIO()
-            sf.write(buf, a, 16000, subtype="FLOAT", format="WAV")
+            sf.write(buf, a, SAMPLE_RATE, subtype="FLOAT", format="WAV")
             if not path.exists() or path.read_bytes() != buf.getvalue():   # same file, same mtime: cache kept
                 tmp = path.with_name(f".{path.name}.{os.getpid()}")
                 tmp.write_bytes(buf.getvalue())
