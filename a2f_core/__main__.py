@@ -236,6 +236,23 @@ def _cmd_teach_facegood(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_teach_check_align(args: argparse.Namespace) -> int:
+    from .demo import load_phones
+    from .errors import A2FError
+    from .teacher.align import aligned_folder
+    from .teacher.synth_align import check_against_reference
+
+    data = Path(args.data)
+    en = data / "speech_en"
+    pairs = [(en / (p.name[: -len(".phones.json")] + ".wav"), load_phones(p)) for p in sorted(en.glob("*.phones.json"))]
+    if not args.no_more:
+        pairs += aligned_folder(data / "speech_more" / "en", args.cache)
+    if not pairs:
+        raise A2FError(f"{data}: no English clips with PocketSphinx phones (speech_en/*.phones.json, speech_more/en)")
+    print(json.dumps(check_against_reference(pairs), indent=1))
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import fields
 
@@ -422,6 +439,14 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"),
                     help="data folder with facegood/ (default: ../shared/data)")
     pf.set_defaults(func=_cmd_teach_facegood)
+
+    pc = tsub.add_parser("check-align", help="the espeak-ng + warping aligner against PocketSphinx on real "
+                                            "English: bilabials and open vowels within 50 ms, speech start and end")
+    pc.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"),
+                    help="data folder with speech_en/ and speech_more/en (default: ../shared/data)")
+    pc.add_argument("--cache", help="folder for the PocketSphinx alignments (the one eval --cache uses)")
+    pc.add_argument("--no-more", action="store_true", help="only speech_en/, whose phones ship beside the clips")
+    pc.set_defaults(func=_cmd_teach_check_align)
 
     pe = sub.add_parser("eval", help="quality measures on held-apart dev clips vs baselines")
     pe.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"),

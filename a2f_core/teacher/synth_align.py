@@ -4,15 +4,16 @@ PocketSphinx ships an acoustic model for US English only. For Japanese, Mandarin
 languages of ``speech_more/`` the transcript is spoken by espeak-ng, which reports where each of its
 phones is, and the synthetic utterance is warped onto the recording by dynamic time warping of
 their cepstra (speaker-normalised MFCCs with deltas and a loudness term). Each synthetic phone
-start is carried along the warping path into the recording.
+start is carried along the warping path into the recording. Only the speech of each is warped
+(``speech_bounds``); the recording's silence before and after it is a pause.
 
 Readings: Japanese kanji are read with MeCab's UniDic (``fugashi`` + ``unidic-lite``, both bundle
 their dictionary); Mandarin characters become tone-numbered pinyin with ``pypinyin`` (the Debian
 espeak-ng reads only pinyin for Mandarin); other languages are given to espeak-ng as written.
 
-The alignment is coarser than a trained aligner's (on ``speech_en`` its bilabials land within
-~50 ms of PocketSphinx's; see ``agreement``), which is enough for the phone-class measures of
-QUALITY.md but not for timing studies.
+The alignment is coarser than a trained aligner's (on real English 94 % of PocketSphinx's bilabials
+have one of its bilabials within 50 ms; see ``check_against_reference`` and ``teach check-align``),
+which is enough for the phone-class measures of QUALITY.md but not for timing studies.
 """
 
 from __future__ import annotations
@@ -117,6 +118,27 @@ def _speech_span(audio16k: np.ndarray) -> float:
     return float((e > e.max() - 30).sum() * HOP / 16000)
 
 
+def speech_bounds(audio16k: np.ndarray, margin: float = 0.05) -> tuple[int, int]:
+    """Samples ``(start, end)`` from the first to the last 10 ms frame that stands out of the clip's
+    background, widened by ``margin`` seconds each side; the whole clip when nothing does.
+
+    A frame stands out when its loudness (smoothed over 30 ms) is above both 35 dB below the clip's
+    loud end (99th percentile) and 30 % of the way from its quiet end (10th percentile) to the loud
+    end, so that a noisy recording's background, which may lie within 20 dB of its speech, is not
+    taken for speech."""
+    n = len(audio16k) // HOP
+    if n < 3:
+        return 0, len(audio16k)
+    x = np.asarray(audio16k[: n * HOP], np.float64).reshape(n, HOP)
+    e = 10 * np.log10(np.convolve((x ** 2).mean(1), np.ones(3) / 3, mode="same") + 1e-10)
+    lo, hi = np.percentile(e, [10, 99])
+    loud = np.flatnonzero(e > max(hi - 35.0, lo + 0.3 * (hi - lo)))
+    if hi - lo < 6.0 or len(loud) == 0:
+        return 0, len(audio16k)
+    pad = int(margin * 16000)
+    return max(0, int(loud[0]) * HOP - pad), min(len(audio16k), (int(loud[-1]) + 1) * HOP + pad)
+
+
 def align_by_synthesis(audio16k: np.ndarray, transcript: str, lang: str, synth=None) -> list[Phone]:
     """Timed phones (espeak-ng labels and classes) of ``transcript`` spoken in ``audio16k`` (16 kHz)."""
     import soxr
@@ -140,12 +162,31 @@ def align_by_synthesis(audio16k: np.ndarray, transcript: str, lang: str, synth=N
         rate = int(np.clip(rate * span / real_span, 80, 450))
     if not phones:
         raise A2FError("espeak-ng produced no phones for this transcript")
-    a, b = cepstra(syn), cepstra(audio16k)
+    # Only the speech of each is warped: silence before and after it, which the recording may have
+    # far more of (and noisier) than the synthetic utterance, would otherwise be matched to phones.
+    r0, r1 = speech_bounds(audio16k)
+    s0, s1 = speech_bounds(syn)
+    a, b = cepstra(syn[s0:s1]), cepstra(audio16k[r0:r1])
     ia, ib = dtw_path(a, b)
     first = ib[np.unique(ia, return_index=True)[1]]   # earliest recording frame matched to each synthetic one
     dur = len(audio16k) / 16000
-    starts = [0.0 if k == 0 else float(first[min(int(round(p.start * 100)), len(a) - 1)]) * HOP / 16000
-              for k, p in enumerate(phones)]
+
+    def start_of(p) -> float:
+        t = p.start * 16000
+        if t < s0:
+            return r0 / 16000
+        if t >= s1:
+            return r1 / 16000
+        return (r0 + float(first[min(int(round((t - s0) / HOP)), len(a) - 1)]) * HOP) / 16000
+
+    # the recording's silence before and after its speech is a pause, whether or not espeak-ng
+    # began or ended its utterance with one
+    phones = list(phones)
+    if phones[0].cls != "sil":
+        phones.insert(0, Phone("_", "sil", 0.0, 0.0, lang))
+    if phones[-1].cls != "sil":
+        phones.append(Phone("_", "sil", len(syn) / 16000, len(syn) / 16000, lang))
+    starts = [0.0 if k == 0 else start_of(p) for k, p in enumerate(phones)]
     starts = np.minimum(np.maximum.accumulate(starts), dur)
     out = []
     for k, p in enumerate(phones):
@@ -169,6 +210,35 @@ def agreement(dtw: list[tuple[str, float, float]], reference: list[tuple[str, fl
         hits = [any(lo <= c <= hi for lo, hi in hyp) for c in ref]
         out[group] = {"reference": len(ref), "covered": int(sum(hits))}
     return out
+
+
+def check_against_reference(pairs, tolerance: float = 0.05, synth=None) -> dict:
+    """The aligner against another one on real English: ``pairs`` of (wav, reference phones as
+    ``(ARPAbet label, start, end)``), each clip aligned from its ``.txt`` transcript. Returns the
+    :func:`agreement` counts summed over the clips and the mean error (seconds) of where speech
+    starts (first phone that is not a pause) and ends (end of the last one)."""
+    from ..audio import load_audio
+    from ..eval import CLASS_AS_ARPABET, PAUSES, phone_base
+    from .espeak import EspeakSynth
+
+    synth = synth or EspeakSynth()
+    total = {"bilabial": {"reference": 0, "covered": 0}, "open_vowel": {"reference": 0, "covered": 0}}
+    start_err, end_err = [], []
+    for wav, ref in pairs:
+        phones = align_by_synthesis(load_audio(wav), wav.with_suffix(".txt").read_text(encoding="utf-8"), "en",
+                                    synth)
+        hyp = [(CLASS_AS_ARPABET.get(p.cls, p.cls), p.start, p.end) for p in phones]
+        for group, counts in agreement(hyp, ref, tolerance).items():
+            for k in counts:
+                total[group][k] += counts[k]
+        r = [(s, e) for g, s, e in ref if phone_base(g) not in PAUSES]
+        h = [(s, e) for g, s, e in hyp if g not in PAUSES]
+        if r and h:
+            start_err.append(abs(r[0][0] - h[0][0]))
+            end_err.append(abs(r[-1][1] - h[-1][1]))
+    return {"clips": len(pairs), **total,
+            "speech_start_error_s": round(float(np.mean(start_err)), 3) if start_err else None,
+            "speech_end_error_s": round(float(np.mean(end_err)), 3) if end_err else None}
 
 
 def transcribed_clips(data) -> list[tuple]:
