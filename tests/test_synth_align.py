@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from a2f_core.teacher.synth_align import agreement, dtw_path, reading, transcribed_clips
+from a2f_core.teacher.synth_align import dtw_path, reading, transcribed_clips
 from tests.troubleshooting import rows
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
