@@ -78,8 +78,13 @@ def _seeded_session(model_path, seed: float = 1234.0, threads: int = 1):
     return ort.InferenceSession(model.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-def alignments_to_phones(items: list[tuple[str, int]], rate: int, lang: str = "en") -> list[Phone]:
-    """(IPA character, samples) in order -> contiguous timed phones (see the module docstring)."""
+def alignments_to_phones(items: list[tuple[str, int]], rate: int, lang: str = "en", classes=ipa_class,
+                         diphthongs: bool = True) -> list[Phone]:
+    """(IPA character, samples) in order -> contiguous timed phones (see the module docstring).
+
+    ``classes`` maps a character to its phone class (None: not a phone); ``diphthongs=False`` keeps
+    two vowels in a row as two phones (Japanese morae).
+    """
     phones: list[Phone] = []
     pos = 0
     stress = 0
@@ -113,13 +118,13 @@ def alignments_to_phones(items: list[tuple[str, int]], rate: int, lang: str = "e
             phones[-1].label += ch
             continue
         else:
-            cls, label = ipa_class(ch), ch
+            cls, label = classes(ch), ch
             if cls is None:                # an unknown symbol: time goes to the phone before
                 if phones:
                     phones[-1].end = end
                 continue
             prev = phones[-1] if phones else None
-            if prev is not None and cls in VOWELS and prev.cls in VOWELS and prev.end == start \
+            if diphthongs and prev is not None and cls in VOWELS and prev.cls in VOWELS and prev.end == start \
                     and not stress and len(prev.label.rstrip("ː")) == 1:
                 prev.label += ch           # diphthong: keeps the first vowel's class
                 prev.end = end
