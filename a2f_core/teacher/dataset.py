@@ -34,13 +34,28 @@ def _festival_settings(rng: np.random.Generator) -> dict:
     return {"voice": "festival-slt", "stretch": round(float(rng.uniform(0.8, 1.3)), 3)}
 
 
+def _kokoro_settings(rng: np.random.Generator, voice: str | None = None) -> dict:
+    from .kokoro import VOICES as KOKORO_VOICES
+
+    # speed > 1 is faster speech (Kokoro's own range is 0.5-2; beyond 0.8-1.25 its Japanese slurs or drags)
+    voice = voice or str(rng.choice(KOKORO_VOICES))
+    return {"voice": voice, "speed": round(float(rng.uniform(0.8, 1.25)), 3)}
+
+
+# the languages each engine speaks; espeak-ng speaks all of ours
+ENGINE_LANGS = {"piper": ("en",), "festival": ("en",), "kokoro": ("ja",)}
+
+
 def engine_of(synth) -> str:
-    """'espeak-ng', 'piper' or 'festival' for a synthesizer object."""
+    """'espeak-ng', 'piper', 'festival' or 'kokoro' for a synthesizer object."""
     if isinstance(synth, EspeakSynth):
         return "espeak-ng"
     from .festival import FestivalSynth
+    from .kokoro import KokoroSynth
 
-    return "festival" if isinstance(synth, FestivalSynth) else "piper"
+    if isinstance(synth, FestivalSynth):
+        return "festival"
+    return "kokoro" if isinstance(synth, KokoroSynth) else "piper"
 
 
 def synth_utterance(synth, lang: str, rng: np.random.Generator, voice: str | None = None,
@@ -48,15 +63,21 @@ def synth_utterance(synth, lang: str, rng: np.random.Generator, voice: str | Non
     """1-3 sentences joined by pauses, as 16 kHz audio with timed phones.
 
     ``synth``: an :class:`EspeakSynth` (any language), a :class:`~a2f_core.teacher.piper.PiperSynth`
-    or a :class:`~a2f_core.teacher.festival.FestivalSynth` (both English).
+    or a :class:`~a2f_core.teacher.festival.FestivalSynth` (both English) or a
+    :class:`~a2f_core.teacher.kokoro.KokoroSynth` (Japanese). ``voice``: espeak-ng's or Kokoro's voice
+    (default: a random one of the language's voices).
     """
     import soxr
 
     engine = engine_of(synth)
-    if engine != "espeak-ng" and lang != "en":
-        raise ValueError(f"the {engine} voice speaks English only")
-    settings = {"piper": _piper_settings, "festival": _festival_settings}[engine](rng) if engine != "espeak-ng" \
-        else _espeak_settings(lang, rng, voice)
+    if engine != "espeak-ng" and lang not in ENGINE_LANGS[engine]:
+        raise ValueError(f"the {engine} voice speaks {', '.join(ENGINE_LANGS[engine])} only")
+    if engine == "espeak-ng":
+        settings = _espeak_settings(lang, rng, voice)
+    elif engine == "kokoro":
+        settings = _kokoro_settings(rng, voice)
+    else:
+        settings = {"piper": _piper_settings, "festival": _festival_settings}[engine](rng)
     texts = [text] if text else [sentence(lang, rng) for _ in range(int(rng.integers(1, 4)))]
     parts, phones, t = [], [], 0.0
     lead = float(rng.uniform(0.1, 0.6))
@@ -69,6 +90,8 @@ def synth_utterance(synth, lang: str, rng: np.random.Generator, voice: str | Non
                                         settings["noise_w_scale"])
         elif engine == "festival":
             audio, sr, ph = synth.synth(tx, settings["stretch"])
+        elif engine == "kokoro":
+            audio, sr, ph = synth.synth(tx, settings["voice"], settings["speed"])
         else:
             audio, sr, ph = synth.synth(tx, settings["voice"], lang, rate=settings["rate"],
                                         pitch=settings["pitch"], pitch_range=settings["range"])
@@ -97,14 +120,16 @@ def synth_utterance(synth, lang: str, rng: np.random.Generator, voice: str | Non
 
 
 def _engine_for(i: int, lang: str, seed: int, shares: dict) -> str:
-    """Which synthesizer speaks utterance ``i``: English goes to Piper / festival with their shares (its
-    own random stream, so the espeak-ng items of a seed are the same whatever the shares)."""
-    if lang != "en" or not any(shares.values()):
+    """Which synthesizer speaks utterance ``i``: English goes to Piper / festival and Japanese to Kokoro
+    with their shares of that language (an own random stream, so the espeak-ng items of a seed are the
+    same whatever the shares)."""
+    mine = [e for e in ("piper", "festival", "kokoro") if lang in ENGINE_LANGS[e] and shares.get(e, 0.0) > 0]
+    if not mine:
         return "espeak-ng"
     u = np.random.default_rng([seed, i, 7]).random()
     edge = 0.0
-    for engine in ("piper", "festival"):
-        edge += shares.get(engine, 0.0)
+    for engine in mine:
+        edge += shares[engine]
         if u < edge:
             return engine
     return "espeak-ng"
@@ -122,6 +147,10 @@ def _make_item(out: Path, synths: dict, i: int, lang: str, seed: int, augment_pr
             from .piper import PiperSynth
 
             synths[engine] = PiperSynth()
+        elif engine == "kokoro":
+            from .kokoro import KokoroSynth
+
+            synths[engine] = KokoroSynth()
         else:
             from .festival import FestivalSynth
 
@@ -155,11 +184,12 @@ def _build_part(args) -> list[tuple[int, dict]]:
 
 def build_dataset(outdir: str | os.PathLike, hours: float, langs: tuple[str, ...] = ("en", "ja", "zh"),
                   seed: int = 0, augment_prob: float = 0.7, progress: bool = True, jobs: int = 1,
-                  piper_share: float = 0.0, festival_share: float = 0.0) -> dict:
+                  piper_share: float = 0.0, festival_share: float = 0.0, kokoro_share: float = 0.0) -> dict:
     """Write ``hours`` of pairs into ``outdir`` (wav/, curves/, manifest.jsonl); returns a summary.
 
     ``piper_share`` / ``festival_share``: the shares of English utterances spoken by Piper's natural
-    voice and by festival's HTS voice instead of espeak-ng (each needs its optional install).
+    voice and by festival's HTS voice instead of espeak-ng; ``kokoro_share``: the share of Japanese
+    utterances spoken by Kokoro's natural voices (each needs its optional install).
 
     Deterministic for a given (seed, jobs): utterance i always comes from the same random stream, but
     espeak-ng keeps a little state between the utterances one process speaks, so the split over worker
@@ -167,7 +197,9 @@ def build_dataset(outdir: str | os.PathLike, hours: float, langs: tuple[str, ...
     """
     if piper_share + festival_share > 1:
         raise ValueError("the Piper and festival shares add up to more than 1")
-    shares = {"piper": float(piper_share), "festival": float(festival_share)}
+    if not 0 <= kokoro_share <= 1:
+        raise ValueError("the Kokoro share must lie between 0 and 1")
+    shares = {"piper": float(piper_share), "festival": float(festival_share), "kokoro": float(kokoro_share)}
     out = Path(outdir)
     (out / "wav").mkdir(parents=True, exist_ok=True)
     (out / "curves").mkdir(parents=True, exist_ok=True)
