@@ -12,8 +12,9 @@ Two corrections make those spans the voice's (:func:`to_voice`, measured on 90
 takes of all five voices at speeds 0.8 / 1.0 / 1.25, 5 ms energy frames): the
 voice runs :data:`LEAD` ahead of its durations (at the middles of the labelled
 /p/, the energy is 1-2 dB under the speech level as given and 51-54 dB under it
-55 ms earlier, the most at every speed; at /b/ 12-18 dB, at open vowels
-within 2 dB of it), and a phone before a pause keeps the pause's silence in
+55 ms earlier, within 5 dB of the deepest shift between 45 and 65 ms at every
+speed; at /b/ 12-18 dB, at open vowels within 2.5 dB of the speech level), and
+a phone before a pause keeps the pause's silence in
 its duration (the last one of a take ends 0.3-0.56 s after the voice does), so
 such a phone ends where its voice ends.
 

@@ -101,7 +101,7 @@ def load_manifest(path: str | os.PathLike, weight: float = 1.0,
                   bilabial_weight: dict[str, float] | None = None) -> list[TrainItem]:
     """Teacher-built pairs (``teach build``'s manifest.jsonl): all 52 channels supervised.
 
-    ``skip_bilabials_of``: voices (the records' ``source``: ``espeak-ng``, ``piper``, ``festival``) whose
+    ``skip_bilabials_of``: voices (the records' ``source``: ``espeak-ng``, ``piper``, ``festival``, ``kokoro``) whose
     frames around p/b/m are left unsupervised, so the other voices alone teach the closures.
     ``leave_out``: voices whose clips are not read at all.
     ``bilabial_weight``: voice -> weight of its frames around p/b/m (the frames ``skip_bilabials_of``
