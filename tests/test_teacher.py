@@ -348,3 +348,18 @@ def test_build_gives_japanese_to_kokoro(tmp_path):
     assert {r["source"] for r in recs if r["lang"] == "en"} == {"espeak-ng"}
     kokoro = [r for r in recs if r["source"] == "kokoro"]
     assert kokoro and all(r["lang"] == "ja" and r["voice"] in VOICES and 0.8 <= r["speed"] <= 1.25 for r in kokoro)
+
+
+def test_eval_holds_out_kokoro_takes():
+    """eval --kokoro N: N held-out Kokoro takes (seed SYNTHETIC_DEV_SEED) in group synthetic_kokoro_ja, the
+    same every time, on which the teacher's own curves close every p/b/m."""
+    from a2f_core.eval import phone_measures, synthetic_clips
+    from a2f_core.teacher.kokoro import kokoro_available
+
+    if not kokoro_available():
+        pytest.skip("Kokoro is not installed (python build.py setup installs it)")
+    a, b = synthetic_clips(2, engine="kokoro"), synthetic_clips(1, engine="kokoro")
+    assert [c.name for c in a] == ["synthetic_kokoro_ja_00", "synthetic_kokoro_ja_01"]
+    assert {c.group for c in a} == {"synthetic_kokoro"} and np.array_equal(a[0].audio, b[0].audio)
+    m = [phone_measures(c.teacher.values, c.phones) for c in a]
+    assert sum(x["bilabials"] for x in m) >= 2 and all(x["closure_rate"] == 1.0 for x in m if x["bilabials"])
