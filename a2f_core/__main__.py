@@ -117,7 +117,7 @@ def _cmd_teach_say(args: argparse.Namespace) -> int:
     from .features.mel import num_frames
     from .plot import plot_curves
     from .teacher.coarticulation import phones_to_curves
-    from .teacher.dataset import synth_utterance
+    from .teacher.dataset import ENGINE_LANGS, synth_utterance
     from .teacher.espeak import EspeakSynth
 
     import numpy as np
@@ -125,15 +125,12 @@ def _cmd_teach_say(args: argparse.Namespace) -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
-    if args.engine in ("piper", "festival") and args.lang != "en":
-        raise A2FError(f"the {args.engine} voice speaks English only; use --engine espeak for ja and zh")
-    if args.engine == "kokoro" and args.lang != "ja":
-        raise A2FError("the kokoro voices speak Japanese only (--lang ja); use --engine espeak for en and zh")
-    if args.engine == "kokoro":
-        from .teacher.kokoro import VOICES, KokoroSynth
+    speaks = ENGINE_LANGS.get(args.engine)     # None: espeak-ng, every language
+    if speaks and args.lang not in speaks:
+        raise A2FError(f"the {args.engine} voice speaks {', '.join(speaks)} only; use --engine espeak for {args.lang}")
+    if args.engine == "kokoro":    # KokoroSynth.synth names its voices if --voice is not one of them
+        from .teacher.kokoro import KokoroSynth
 
-        if args.voice and args.voice not in VOICES:
-            raise A2FError(f"unknown Kokoro voice {args.voice!r}; use one of {', '.join(VOICES)}")
         synth = KokoroSynth()
     elif args.engine == "piper":
         from .teacher.piper import PiperSynth

@@ -36,6 +36,7 @@ import threading
 import numpy as np
 
 from ..errors import A2FError
+from ..features.mel import frame_windows
 from .inventory import Phone, ipa_class
 from .piper import alignments_to_phones
 
@@ -44,6 +45,7 @@ UNIT = 600                                  # samples per duration unit
 LEAD = 0.055                                # s the voice runs ahead of its durations
 _QUIET_DB = -30.0                           # voice end: energy this far under the take's speech level
 _RELEASE = 0.03                             # s a phone keeps after its voice ends
+_HOP = 0.005                                # s between energy frames
 VOICES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
 _MAX_TOKENS = 500                           # the voices' style tables hold 510 lengths
 
@@ -125,12 +127,6 @@ def _load() -> dict:
         return _STATE
 
 
-def phonemize(text: str) -> str:
-    """Japanese text (kana or kanji) -> the phoneme string Kokoro speaks."""
-    st = _load()
-    return st["g2p"](text)
-
-
 def durations_to_phones(phonemes: str, durations, lang: str = "ja") -> list[Phone]:
     """Kokoro's phoneme string and its durations (units, with the begin / end pads) -> timed phones."""
     d = [int(x) * UNIT for x in np.asarray(durations).ravel()]
@@ -145,13 +141,13 @@ def _class(ch: str) -> str | None:
     return KOKORO_IPA.get(ch) or ipa_class(ch)
 
 
-def _energy_db(audio: np.ndarray, rate: int, hop: float = 0.005) -> np.ndarray:
-    """Energy of 20 ms windows every ``hop`` s, in dB under the take's speech level (95th percentile)."""
-    h, w = max(1, int(rate * hop)), int(rate * 0.02)
+def _energy_db(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Energy of 20 ms windows every :data:`_HOP` s, in dB under the take's speech level (95th percentile)."""
+    h = max(1, int(rate * _HOP))
     n = len(audio) // h
     if n == 0:
         return np.zeros(0)
-    frames = np.lib.stride_tricks.sliding_window_view(np.pad(audio, (w // 2, w // 2)), w)[::h][:n]
+    frames = frame_windows(audio, np.arange(n) * h, int(rate * 0.01))
     e = 10 * np.log10((frames.astype(np.float64) ** 2).mean(1) + 1e-10)
     return e - np.percentile(e, 95)
 
@@ -170,14 +166,13 @@ def to_voice(phones: list[Phone], audio: np.ndarray, rate: int, lead: float = LE
                  else max(0.0, p.end - lead), p.lang, p.stress) for k, p in enumerate(phones)]
     out = [p for p in out if p.end > p.start]
     e = _energy_db(audio, rate)
-    hop = 0.005
     res: list[Phone] = []
     for k, p in enumerate(out):
         nxt = out[k + 1] if k + 1 < len(out) else None
         if p.cls != "sil" and (nxt is None or nxt.cls == "sil"):
-            seg = e[int(p.start / hop):int(np.ceil(p.end / hop))]
+            seg = e[int(p.start / _HOP):int(np.ceil(p.end / _HOP))]
             loud = np.flatnonzero(seg > _QUIET_DB)
-            voice_end = p.start + ((loud[-1] + 1) * hop if len(loud) else 0.0) + _RELEASE
+            voice_end = p.start + ((loud[-1] + 1) * _HOP if len(loud) else 0.0) + _RELEASE
             cut = max(voice_end, p.start + min(0.04, p.dur))
             if cut < p.end - 1e-9:
                 res.append(Phone(p.label, p.cls, p.start, cut, p.lang, p.stress))
