@@ -336,6 +336,31 @@ def _cmd_average(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .arkit import lip_aperture
+    from .calibration import fit_output_map, real_training_pairs
+    from .model import load_checkpoint, save_checkpoint
+    from .model.checkpoint import file_sha256
+
+    model = load_checkpoint(args.checkpoint)
+    mine, teach, ids = real_training_pairs(args.data, model, args.cache, progress=not args.quiet)
+    model.output_map = fit_output_map(mine, teach)
+    meta = {**model.checkpoint_meta,
+            "calibration": {"from": {"path": model.checkpoint_path, "sha256": file_sha256(model.checkpoint_path)},
+                            "clips": len(ids), "frames": len(mine), "channels": model.output_map.channels}}
+    save_checkpoint(model, args.out, meta=meta)
+    q = (0.25, 0.5, 0.9)
+    before, after, target = (np.quantile(lip_aperture(v), q) for v in (mine, model.output_map(mine), teach))
+    fmt = " / ".join
+    print(f"{args.out}: output map on {len(model.output_map.channels)} mouth channels from {len(ids)} clips "
+          f"({len(mine) / 30 / 60:.1f} min) of the training speakers")
+    print(f"lip aperture quartile / median / 90th: model {fmt(f'{v:.3f}' for v in before)} -> "
+          f"{fmt(f'{v:.3f}' for v in after)} (teacher {fmt(f'{v:.3f}' for v in target)})")
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .eval import evaluate, format_table
     from .model import load_checkpoint
@@ -480,6 +505,15 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--no-more", action="store_true",
                     help="skip the speech_more/en clips (they need PocketSphinx alignment, slow the first time)")
     pe.set_defaults(func=_cmd_eval)
+
+    pcal = sub.add_parser("calibrate", help="fit a monotone output map per mouth blendshape on the training "
+                          "speakers' real English and write the checkpoint with it")
+    pcal.add_argument("--checkpoint", help="model to calibrate (default: the shipped model)")
+    pcal.add_argument("--data", required=True, help="the data folder (its speech_more/en)")
+    pcal.add_argument("--cache", help="folder of cached PocketSphinx alignments (as eval --cache)")
+    pcal.add_argument("--out", required=True, help="output checkpoint")
+    pcal.add_argument("-q", "--quiet", action="store_true")
+    pcal.set_defaults(func=_cmd_calibrate)
 
     pav = sub.add_parser("average", help="average the weights of fine-tunes of one model (a model soup)")
     pav.add_argument("checkpoints", nargs="+", help="checkpoints that share their --init (two or more)")

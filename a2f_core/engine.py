@@ -161,6 +161,7 @@ class StreamingEngine:
             self._group = int(group) if group == int(group) and group >= 2 else None
             self._group_kernel = model.grouped_kernel(self._terms, self._group) if self._group else None
             self._alpha = model.smoothing_alpha().detach().numpy().astype(np.float32)
+        self._map = getattr(model, "output_map", None)
         self.reset()
 
     def close(self) -> None:
@@ -346,7 +347,8 @@ class StreamingEngine:
                     mel = self._mel[s0 - self._mel_start:s1 - self._mel_start]
                     raw = self.model.forward_sequence(torch.from_numpy(np.ascontiguousarray(mel)).double(),
                                                       torch.from_numpy(emo).double(), self._terms).float().numpy()
-            out.append(self._smooth(raw))
+            y = self._smooth(raw)
+            out.append(self._map(y) if self._map is not None else y)
             self._next = t + n
         return out
 
@@ -543,4 +545,4 @@ def infer_naive(audio: np.ndarray, model: DualStreamModel, batch: int = 16) -> n
             for i in range(len(idx)):
                 out[t0 + i] = model.apply_temporal_smoothing(raw[i:i + 1])[0].numpy()
     model.reset_temporal_state()
-    return out
+    return model.output_map(out) if getattr(model, "output_map", None) is not None else out

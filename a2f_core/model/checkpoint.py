@@ -36,6 +36,8 @@ def save_checkpoint(model: DualStreamModel, path: str | os.PathLike, meta: dict 
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": dict(meta or {}),
     }
+    if getattr(model, "output_map", None) is not None:
+        blob["output_map"] = model.output_map.to_dict()
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(blob, tmp)
@@ -93,6 +95,13 @@ def load_checkpoint(path: str | os.PathLike | None = None) -> DualStreamModel:
         model.load_state_dict(blob["state_dict"])
     except Exception as exc:
         raise CheckpointError(f"{path}: checkpoint weights do not fit the model ({str(exc).splitlines()[0]})") from None
+    if "output_map" in blob:
+        from ..calibration import OutputMap
+
+        try:
+            model.output_map = OutputMap.from_dict(blob["output_map"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: the checkpoint's output map is damaged ({exc})") from None
     model.eval()
     model.checkpoint_path = str(path)
     model.checkpoint_meta = dict(blob.get("meta", {}))

@@ -101,6 +101,9 @@ class DualStreamModel(nn.Module):
         self.register_buffer("emo_mean", torch.zeros(cfg.n_emotion))
         self.register_buffer("emo_std", torch.ones(cfg.n_emotion))
         self.prev_blendshapes: torch.Tensor | None = None
+        # a2f_core.calibration.OutputMap applied to the smoothed outputs by the engine (None: none);
+        # kept in the checkpoint beside the weights, never trained
+        self.output_map = None
 
     # ------------------------------------------------------------------ inputs
     def set_feature_stats(self, mel_mean, mel_std, emo_mean, emo_std) -> None:

@@ -150,6 +150,7 @@ class SequentialTrainer:
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng([cfg.seed, self.rank])
         self.model = init if init is not None else DualStreamModel(model_cfg)
+        self.model.output_map = None     # an --init's output map was fitted to its weights, not the new ones
         self.mcfg = self.model.cfg
         self.progress = progress and self.main
         self.feats = fill_cache([i.audio for i in self.items], self.mcfg, cache_dir, jobs=jobs,
