@@ -310,6 +310,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                               "meta": init.checkpoint_meta}
     trainer = SequentialTrainer(items, args.out, cfg, ModelConfig(), cache_dir=args.cache, init=init,
                                 progress=not args.quiet, jobs=args.jobs, provenance=provenance)
+    if trainer.provenance.get("revived") and trainer.main:
+        print(f"revived (their outputs had died): {', '.join(trainer.provenance['revived'])}")
     last = Path(args.out) / "last.pt"
     with trainer, torch_threads(args.threads):
         if args.resume and last.exists():
@@ -555,10 +557,13 @@ def build_parser() -> argparse.ArgumentParser:
     ptr.add_argument("--warmup", type=int)
     ptr.add_argument("--log-every", type=int)
     ptr.add_argument("--checkpoint-every", type=int)
-    for w in ("mse", "l1", "mouth", "expr", "velocity", "smooth", "extremes", "aperture-l1"):
+    for w in ("mse", "l1", "mouth", "expr", "velocity", "smooth", "extremes", "aperture-l1", "floor"):
         ptr.add_argument(f"--w-{w}", type=float, help=f"loss weight of the {w} term")
     ptr.add_argument("--spec-aug", type=float, metavar="SHARE",
                      help="share of stretches given a random channel colour and speaker size (default 0)")
+    ptr.add_argument("--revive", action="store_true", default=None,
+                     help="re-initialise the output of each blendshape the --init model no longer produces "
+                     "(stuck at 0 while the targets use it); the names go into the checkpoint's meta")
     ptr.add_argument("--device", help="cpu (default), cuda, cuda:N or auto")
     ptr.add_argument("--amp", action="store_true", default=None, help="bfloat16 autocast for the decoder")
     ptr.add_argument("--jobs", type=int, default=1, help="worker processes for feature extraction (default 1)")

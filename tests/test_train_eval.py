@@ -325,3 +325,49 @@ def test_facegood_dense_copies_cut_pauses_and_keep_curves_on_the_audio(tmp_path)
     again = dense_variants([item], tmp_path / "dense", 3)
     assert [os.stat(c.audio).st_mtime_ns for c in again] == mtimes
     assert all(np.array_equal(a.target, b.target) for a, b in zip(copies, again))
+
+
+def test_revive_reinitialises_only_outputs_stuck_at_zero_that_the_targets_use(tmp_path, speech):
+    """A blendshape whose sigmoid is saturated at 0 gets no gradient; ``revive`` gives its decoder row a
+    fresh start when the targets use it, and leaves alone a dead channel whose targets are 0 too."""
+    items = tiny_pairs(tmp_path, speech)
+    model = DualStreamModel(ModelConfig())
+    jaw, press = INDEX["jawOpen"], INDEX["mouthPressLeft"]
+    with torch.no_grad():
+        model.dec2.bias[[jaw, press]] = -40.0
+    live = model.dec2.weight[INDEX["eyeBlinkLeft"]].detach().clone()
+    cfg = TrainConfig(steps=1, batch=1, stretch=32, warmup=1, revive=True, seed=3)
+    tr = SequentialTrainer(items, tmp_path / "run", cfg, ModelConfig(), cache_dir=tmp_path / "cache",
+                           init=model, progress=False)
+    assert tr.provenance["revived"] == ["jawOpen"]
+    mean_jaw = float(np.mean(np.concatenate([i.target[:, jaw] for i in items])))
+    assert torch.sigmoid(model.dec2.bias[jaw]).item() == pytest.approx(np.clip(mean_jaw, 0.01, 0.5), rel=1e-4)
+    assert model.dec2.bias[press].item() == -40.0
+    assert torch.equal(model.dec2.weight[INDEX["eyeBlinkLeft"]], live)
+    tr.train()
+    assert load_checkpoint(tmp_path / "run" / "last.pt").checkpoint_meta["revived"] == ["jawOpen"]
+
+
+def test_floor_term_keeps_a_gradient_where_the_sigmoid_has_saturated():
+    """--w-floor: a mouth output at logit -14 gets (almost) no gradient from MSE and L1, and a clear one
+    from the floor term; outputs above the floor, and the channels outside the mouth, get none from it."""
+    from types import SimpleNamespace
+
+    close, blink, jaw = INDEX["mouthClose"], INDEX["eyeBlinkLeft"], INDEX["jawOpen"]
+    logits = torch.full((1, 20, 52), -14.0)
+    logits[..., jaw] = 0.0
+    tgt = torch.zeros(1, 20, 52)
+    tgt[0, 5:8, close] = 0.3                 # the channel is used on a few frames
+    w = torch.ones_like(tgt)
+
+    def grads(w_floor):
+        z = logits.clone().requires_grad_(True)
+        cfg = TrainConfig(w_floor=w_floor)
+        SequentialTrainer.loss(SimpleNamespace(cfg=cfg), torch.sigmoid(z), tgt, w)[0].backward()
+        return z.grad[0]
+
+    without, with_floor = grads(0.0), grads(1.0)
+    assert without[:, close].abs().max() < 1e-5
+    assert (with_floor[:, close] < -1e-3).all()          # descending the loss raises the logit
+    assert torch.equal(with_floor[:, blink], without[:, blink])
+    assert torch.allclose(with_floor[:, jaw], without[:, jaw])   # above the floor: no push

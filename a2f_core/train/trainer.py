@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..arkit import BROWS, CHEEKS_NOSE, EYES, INDEX, MOUTH
+from ..arkit import ARKIT_NAMES, BROWS, CHEEKS_NOSE, EYES, INDEX, MOUTH
 from ..features.emotion import align_to_frames
 from ..model import DualStreamModel, ModelConfig, save_checkpoint
 from .data import CachedFeatures, TrainItem, fill_cache
@@ -65,7 +65,9 @@ class TrainConfig:
     w_smooth: float = 0.1
     w_extremes: float = 0.0      # lip aperture error on closed and on wide-open frames, each class averaged alone
     w_aperture_l1: float = 0.0   # absolute lip aperture error (the mouth term has its square)
+    w_floor: float = 0.0         # mouth outputs pushed under FLOOR: squared log-space shortfall (keeps gradients alive)
     spec_aug: float = 0.0        # share of stretches whose log-mel gets a random channel colour and speaker size
+    revive: bool = False         # re-initialise the output rows of blendshapes an --init no longer produces
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 25
@@ -76,6 +78,8 @@ class TrainConfig:
 MOUTH_IDX = [INDEX[n] for n in MOUTH]
 EXPR_IDX = [INDEX[n] for n in EYES + BROWS + CHEEKS_NOSE]
 JAW, CLOSE = INDEX["jawOpen"], INDEX["mouthClose"]
+# the floor term's level: sigmoid outputs under it (logits under -4.6) start to lose their gradient
+FLOOR = 0.01
 
 
 def feature_stats(feats: list[CachedFeatures], cfg: ModelConfig):
@@ -174,6 +178,8 @@ class SequentialTrainer:
         self.lengths = lengths.astype(int)
         self.model.to(self.device)
         self.net = _Sequence(self.model)
+        if cfg.revive:
+            self.provenance["revived"] = self.revive_dead()
         if self.distributed:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -183,6 +189,53 @@ class SequentialTrainer:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.step = 0
         self.log_path = self.out / "train_log.csv"
+
+    def revive_dead(self, n_items: int = 48, share: float = 0.1, used: float = 0.05) -> list[str]:
+        """Re-initialise the decoder row of every blendshape the model no longer produces although its
+        targets use it; returns their names.
+
+        The output is a sigmoid: a channel whose targets are 0 on most frames (mouthClose, mouthPress,
+        mouthRollLower are up only around p/b/m) can be pushed so far below 0 (logits -10 to -14) that its
+        gradient vanishes and it stays 0 for good, and the lips can then seal only by dropping the jaw. A
+        dead channel is one whose 99th percentile, on ``n_items`` files spread evenly over the training
+        set, is under ``share`` of its target's while that is over ``used``; its row gets small random
+        weights (seeded by the run's seed; under torchrun every replica takes rank 0's when DDP starts)
+        and a bias that outputs that mean target, from where the gradient flows again.
+        """
+        L, c = self.mcfg.context, self.cfg
+        preds, tgts, ws = [], [], []
+        self.model.eval()
+        with torch.no_grad():
+            for k in np.unique(np.linspace(0, len(self.items) - 1, min(n_items, len(self.items))).astype(int)):
+                f, item = self.feats[k], self.items[k]
+                n = int(min(self.lengths[k], 4 * c.stretch))
+                mel = torch.from_numpy(np.ascontiguousarray(f.mel[None, :n + L - 1])).to(self.device)
+                emo = torch.from_numpy(np.ascontiguousarray(self._emo[k][None, :n + L - 1])).to(self.device)
+                preds.append(self.net(mel, emo)[0].float().cpu().numpy())
+                tgts.append(item.target[:n])
+                ws.append(np.broadcast_to(item.mask, (n, 52)) * (1.0 if item.frame_weight is None
+                                                                 else item.frame_weight[:n, None]))
+        self.model.train()
+        pred, tgt, w = (np.concatenate(a) for a in (preds, tgts, ws))
+        dead, mean_tgt = [], np.zeros(52)
+        for i in range(52):
+            on = w[:, i] > 0
+            if not on.any():
+                continue
+            top = np.percentile(tgt[on, i], 99)
+            mean_tgt[i] = tgt[on, i].mean()
+            if top > used and np.percentile(pred[on, i], 99) < share * top:
+                dead.append(i)
+        if dead:
+            g = torch.Generator().manual_seed(c.seed)
+            W, b = self.model.dec2.weight, self.model.dec2.bias
+            with torch.no_grad():
+                scale = 0.1 * float(W[[i for i in range(52) if i not in dead]].std())
+                for i in dead:
+                    W[i] = (torch.randn(W.shape[1], generator=g) * scale).to(W)
+                    p = float(np.clip(mean_tgt[i], 0.01, 0.5))
+                    b[i] = math.log(p / (1 - p))
+        return [ARKIT_NAMES[i] for i in dead]
 
     # ------------------------------------------------------------ schedule
     def lr_at(self, step: int) -> float:
@@ -248,6 +301,12 @@ class SequentialTrainer:
             for sel in ((tgt[..., CLOSE] > 0.02) & (tgt_ap <= 0.05), tgt_ap >= 0.25):
                 extremes = extremes + _masked_mean(ap_err ** 2, wa * sel.to(wa.dtype))
         aperture_l1 = _masked_mean(ap_err.abs(), wa) if c.w_aperture_l1 else pred.new_zeros(())
+        floor = pred.new_zeros(())
+        if c.w_floor:
+            # in log space the shortfall keeps a gradient where the sigmoid's own has vanished (d log s / dz
+            # = 1 - s): a channel that MSE and L1 push to 0 on most frames stays where it can still rise
+            short = torch.relu(math.log(FLOOR) - torch.log(pred[..., MOUTH_IDX].clamp_min(1e-30)))
+            floor = _masked_mean(short ** 2, w[..., MOUTH_IDX])
         expr = _masked_mean(err[..., EXPR_IDX] ** 2, w[..., EXPR_IDX])
         dv = (pred[:, 1:] - pred[:, :-1]) - (tgt[:, 1:] - tgt[:, :-1])
         vel = _masked_mean(dv ** 2, torch.minimum(w[:, 1:], w[:, :-1]))
@@ -255,7 +314,8 @@ class SequentialTrainer:
         v2 = valid[:, 2:] * valid[:, 1:-1] * valid[:, :-2]
         smooth = _masked_mean((pred[:, 2:] - 2 * pred[:, 1:-1] + pred[:, :-2]) ** 2, v2.expand(-1, -1, 52))
         total = (c.w_mse * mse + c.w_l1 * l1 + c.w_mouth * mouth + c.w_expr * expr + c.w_velocity * vel
-                 + c.w_smooth * smooth + c.w_extremes * extremes + c.w_aperture_l1 * aperture_l1)
+                 + c.w_smooth * smooth + c.w_extremes * extremes + c.w_aperture_l1 * aperture_l1
+                 + c.w_floor * floor)
         return total, {"mse": float(mse.detach()), "mouth": float(mouth.detach()), "vel": float(vel.detach())}
 
     # ---------------------------------------------------------------- loop
