@@ -394,6 +394,8 @@ def _voice_weight(spec: str) -> tuple[str, float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .arkit import ARKIT_NAMES
+
     p = argparse.ArgumentParser(prog="python -m a2f_core",
                                 description="Speech audio -> 52 ARKit blendshape curves, on the CPU.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -564,6 +566,8 @@ def build_parser() -> argparse.ArgumentParser:
     ptr.add_argument("--revive", action="store_true", default=None,
                      help="re-initialise the output of each blendshape the --init model no longer produces "
                      "(stuck at 0 while the targets use it); the names go into the checkpoint's meta")
+    ptr.add_argument("--revive-from", metavar="BLENDSHAPE", choices=ARKIT_NAMES,
+                     help="with --revive: the revived channels also take this live blendshape's query (e.g. jawOpen)")
     ptr.add_argument("--device", help="cpu (default), cuda, cuda:N or auto")
     ptr.add_argument("--amp", action="store_true", default=None, help="bfloat16 autocast for the decoder")
     ptr.add_argument("--jobs", type=int, default=1, help="worker processes for feature extraction (default 1)")

@@ -346,6 +346,16 @@ def test_revive_reinitialises_only_outputs_stuck_at_zero_that_the_targets_use(tm
     assert torch.equal(model.dec2.weight[INDEX["eyeBlinkLeft"]], live)
     tr.train()
     assert load_checkpoint(tmp_path / "run" / "last.pt").checkpoint_meta["revived"] == ["jawOpen"]
+    # revive_from: the revived channel also takes a live channel's query, band and stream mix and smoothing
+    model2 = DualStreamModel(ModelConfig())
+    with torch.no_grad():
+        model2.dec2.bias[jaw] = -40.0
+    funnel = INDEX["mouthFunnel"]
+    SequentialTrainer(items, tmp_path / "run2", TrainConfig(**{**cfg.__dict__, "revive_from": "mouthFunnel"}),
+                      ModelConfig(), cache_dir=tmp_path / "cache", init=model2, progress=False)
+    for t in (model2.queries, model2.band_logits, model2.stream_logits, model2.smoothing_param):
+        assert torch.equal(t[jaw], t[funnel])
+    assert not torch.equal(model2.queries[press], model2.queries[funnel])
 
 
 def test_floor_term_keeps_a_gradient_where_the_sigmoid_has_saturated():

@@ -68,6 +68,7 @@ class TrainConfig:
     w_floor: float = 0.0         # mouth outputs pushed under FLOOR: squared log-space shortfall (keeps gradients alive)
     spec_aug: float = 0.0        # share of stretches whose log-mel gets a random channel colour and speaker size
     revive: bool = False         # re-initialise the output rows of blendshapes an --init no longer produces
+    revive_from: str = ""        # ... and give them this live blendshape's query (attention, stream mix, smoothing)
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 25
@@ -200,7 +201,10 @@ class SequentialTrainer:
         dead channel is one whose 99th percentile, on ``n_items`` files spread evenly over the training
         set, is under ``share`` of its target's while that is over ``used``; its row gets small random
         weights (seeded by the run's seed; under torchrun every replica takes rank 0's when DDP starts)
-        and a bias that outputs that mean target, from where the gradient flows again.
+        and a bias that outputs that mean target, from where the gradient flows again. With
+        ``revive_from`` (a live blendshape, e.g. jawOpen) a revived channel also takes that one's query,
+        band and stream mix and smoothing, so its decoder row starts reading features that already
+        follow the phones (a dead channel's own query stopped learning when its output died).
         """
         L, c = self.mcfg.context, self.cfg
         preds, tgts, ws = [], [], []
@@ -231,7 +235,12 @@ class SequentialTrainer:
             W, b = self.model.dec2.weight, self.model.dec2.bias
             with torch.no_grad():
                 scale = 0.1 * float(W[[i for i in range(52) if i not in dead]].std())
+                m = self.model
                 for i in dead:
+                    if c.revive_from:
+                        j = ARKIT_NAMES.index(c.revive_from)
+                        for t in (m.queries, m.band_logits, m.stream_logits, m.smoothing_param):
+                            t[i] = t[j]
                     W[i] = (torch.randn(W.shape[1], generator=g) * scale).to(W)
                     p = float(np.clip(mean_tgt[i], 0.01, 0.5))
                     b[i] = math.log(p / (1 - p))
