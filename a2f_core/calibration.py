@@ -76,6 +76,22 @@ class OutputMap:
         return cls(np.asarray(d["x"], np.float64), np.asarray(d["y"], np.float64))
 
 
+def dead_outputs(values: np.ndarray, targets: np.ndarray, on: np.ndarray | None = None,
+                 share: float = 0.1, used: float = 0.0) -> list[int]:
+    """Channels of (T, 52) ``values`` the model does not produce although ``targets`` use them: the
+    99th percentile of the values under ``share`` of the targets' while that is over ``used``.
+    ``on``: (T, 52) True where a frame counts (default: all)."""
+    dead = []
+    for c in range(values.shape[1]):
+        v, t = (values[:, c], targets[:, c]) if on is None else (values[on[:, c], c], targets[on[:, c], c])
+        if len(t) == 0:
+            continue
+        top = np.percentile(t, 99)
+        if top > used and np.percentile(v, 99) < share * top:
+            dead.append(c)
+    return dead
+
+
 def quantile_knots(source: np.ndarray, target: np.ndarray, knots: int = N_KNOTS,
                    keep_below: float = KEEP_BELOW, max_slope: float = MAX_SLOPE) -> tuple[np.ndarray, np.ndarray]:
     """Knots of the monotone map that carries ``source``'s values above ``keep_below`` onto ``target``'s.
@@ -112,12 +128,14 @@ def fit_output_map(model_values: np.ndarray, teacher_values: np.ndarray, channel
     """Quantile-matching maps (:func:`quantile_knots`) for those of ``channels`` the model produces, from
     frames of (T, 52) model and teacher curves of the same recordings; the other channels stay as they
     are. A channel whose 99th percentile is under a tenth of the teacher's is one the model does not
-    produce (a dead output, see ``SequentialTrainer.revive_dead``): stretching it would only magnify noise."""
+    produce (:func:`dead_outputs`, the test ``SequentialTrainer.revive_dead`` uses): stretching it would
+    only magnify noise."""
     x = np.tile(np.linspace(0.0, 1.0, knots), (len(ARKIT_NAMES), 1))
     y = x.copy()
+    dead = set(dead_outputs(model_values, teacher_values))
     for name in channels:
         c = ARKIT_NAMES.index(name)
-        if np.percentile(model_values[:, c], 99) < 0.1 * np.percentile(teacher_values[:, c], 99):
+        if c in dead:
             continue
         x[c], y[c] = quantile_knots(model_values[:, c], teacher_values[:, c], knots, keep_below, max_slope)
     return OutputMap(x, y)
@@ -125,24 +143,21 @@ def fit_output_map(model_values: np.ndarray, teacher_values: np.ndarray, channel
 
 def real_training_pairs(data: str | Path, model, cache: str | Path | None = None,
                         progress: bool = True) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(model frames, teacher frames, clip ids) over the training speakers' real English recordings.
+    """(model frames, teacher frames, clip ids) over the training speakers' real English recordings
+    (:func:`a2f_core.train.pseudo.training_speakers`).
 
     The model runs without any output map of its own, so a map is always fitted on raw outputs.
     """
-    from .audio import load_audio
     from .engine import infer
-    from .features.mel import num_frames
-    from .teacher.align import aligned_folder, arpabet_curves
-    from .train.pseudo import REAL_TRAIN_SOURCES, source_of
+    from .train.pseudo import REAL_TRAIN_SOURCES, training_speakers
 
-    clips = [(w, p) for w, p in aligned_folder(Path(data) / "speech_more" / "en", cache)
-             if source_of(w) in REAL_TRAIN_SOURCES]
+    clips = list(training_speakers(data, cache))
     if not clips:
         from .errors import A2FError
 
         raise A2FError(f"{data}: no aligned recordings of the training speakers "
                        f"({', '.join(REAL_TRAIN_SOURCES)}) under speech_more/en")
-    saved, model.output_map = getattr(model, "output_map", None), None
+    saved, model.output_map = model.output_map, None
     mine, teach, ids = [], [], []
     try:
         it = clips
@@ -150,11 +165,10 @@ def real_training_pairs(data: str | Path, model, cache: str | Path | None = None
             from tqdm import tqdm
 
             it = tqdm(clips, desc="calibrate", unit="clip", leave=False)
-        for wav, phones in it:
-            audio = load_audio(wav)
-            n = num_frames(len(audio))
+        for wav, _, audio, curves in it:
+            n = len(curves.values)
             mine.append(infer(audio, model, rate=16000).values[:n])
-            teach.append(arpabet_curves(phones, n, audio).values[:n])
+            teach.append(curves.values)
             ids.append(wav.stem)
     finally:
         model.output_map = saved

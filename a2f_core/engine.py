@@ -161,7 +161,7 @@ class StreamingEngine:
             self._group = int(group) if group == int(group) and group >= 2 else None
             self._group_kernel = model.grouped_kernel(self._terms, self._group) if self._group else None
             self._alpha = model.smoothing_alpha().detach().numpy().astype(np.float32)
-        self._map = getattr(model, "output_map", None)
+        self._map = model.output_map
         self.reset()
 
     def close(self) -> None:
@@ -545,4 +545,4 @@ def infer_naive(audio: np.ndarray, model: DualStreamModel, batch: int = 16) -> n
             for i in range(len(idx)):
                 out[t0 + i] = model.apply_temporal_smoothing(raw[i:i + 1])[0].numpy()
     model.reset_temporal_state()
-    return model.output_map(out) if getattr(model, "output_map", None) is not None else out
+    return model.output_map(out) if model.output_map is not None else out

@@ -36,7 +36,7 @@ def save_checkpoint(model: DualStreamModel, path: str | os.PathLike, meta: dict 
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": dict(meta or {}),
     }
-    if getattr(model, "output_map", None) is not None:
+    if model.output_map is not None:
         blob["output_map"] = model.output_map.to_dict()
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")

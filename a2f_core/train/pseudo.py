@@ -40,19 +40,25 @@ def bilabial_frames_off(phones: list[tuple[str, float, float]], n: int, pad: int
     return w
 
 
-def load_pseudo(data: str | Path, cache: str | Path | None = None, weight: float = 1.0,
-                skip_bilabials: bool = False) -> list[TrainItem]:
-    """Pseudo-labelled training speakers; ``skip_bilabials``: leave the frames around p/b/m unsupervised
-    (:func:`bilabial_frames_off`), so the synthetic data alone teaches the closures."""
+def training_speakers(data: str | Path, cache: str | Path | None = None):
+    """(wav, phones, 16 kHz audio, teacher curves) for each aligned clip of the training speakers of
+    ``speech_more/en`` (``REAL_TRAIN_SOURCES``; the other speakers are dev), in file order."""
     from ..teacher.align import aligned_folder, arpabet_curves
 
-    items = []
     for wav, phones in aligned_folder(Path(data) / "speech_more" / "en", cache):
         if source_of(wav) not in REAL_TRAIN_SOURCES:
             continue
         audio = load_audio(wav)
-        n = num_frames(len(audio))
-        curves = arpabet_curves(phones, n, audio)
+        yield wav, phones, audio, arpabet_curves(phones, num_frames(len(audio)), audio)
+
+
+def load_pseudo(data: str | Path, cache: str | Path | None = None, weight: float = 1.0,
+                skip_bilabials: bool = False) -> list[TrainItem]:
+    """Pseudo-labelled training speakers; ``skip_bilabials``: leave the frames around p/b/m unsupervised
+    (:func:`bilabial_frames_off`), so the synthetic data alone teaches the closures."""
+    items = []
+    for wav, phones, _, curves in training_speakers(data, cache):
+        n = len(curves.values)
         items.append(TrainItem(str(wav), curves.values.astype(np.float32), np.ones(52, np.float32), weight,
                                "en", "pseudo", {"id": wav.stem},
                                frame_weight=bilabial_frames_off(phones, n) if skip_bilabials else None))

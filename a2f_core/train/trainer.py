@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from ..arkit import ARKIT_NAMES, BROWS, CHEEKS_NOSE, EYES, INDEX, MOUTH
+from ..calibration import dead_outputs
 from ..features.emotion import align_to_frames
 from ..model import DualStreamModel, ModelConfig, save_checkpoint
 from .data import CachedFeatures, TrainItem, fill_cache
@@ -221,28 +222,21 @@ class SequentialTrainer:
                                                                  else item.frame_weight[:n, None]))
         self.model.train()
         pred, tgt, w = (np.concatenate(a) for a in (preds, tgts, ws))
-        dead, mean_tgt = [], np.zeros(52)
-        for i in range(52):
-            on = w[:, i] > 0
-            if not on.any():
-                continue
-            top = np.percentile(tgt[on, i], 99)
-            mean_tgt[i] = tgt[on, i].mean()
-            if top > used and np.percentile(pred[on, i], 99) < share * top:
-                dead.append(i)
+        on = w > 0
+        dead = dead_outputs(pred, tgt, on, share, used)
         if dead:
             g = torch.Generator().manual_seed(c.seed)
-            W, b = self.model.dec2.weight, self.model.dec2.bias
+            m = self.model
+            W, b = m.dec2.weight, m.dec2.bias
             with torch.no_grad():
                 scale = 0.1 * float(W[[i for i in range(52) if i not in dead]].std())
-                m = self.model
                 for i in dead:
                     if c.revive_from:
-                        j = ARKIT_NAMES.index(c.revive_from)
+                        j = INDEX[c.revive_from]
                         for t in (m.queries, m.band_logits, m.stream_logits, m.smoothing_param):
                             t[i] = t[j]
                     W[i] = (torch.randn(W.shape[1], generator=g) * scale).to(W)
-                    p = float(np.clip(mean_tgt[i], 0.01, 0.5))
+                    p = float(np.clip(tgt[on[:, i], i].mean(), 0.01, 0.5))
                     b[i] = math.log(p / (1 - p))
         return [ARKIT_NAMES[i] for i in dead]
 
