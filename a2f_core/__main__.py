@@ -568,6 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "(stuck at 0 while the targets use it); the names go into the checkpoint's meta")
     ptr.add_argument("--revive-from", metavar="BLENDSHAPE", choices=ARKIT_NAMES,
                      help="with --revive: the revived channels also take this live blendshape's query (e.g. jawOpen)")
+    ptr.add_argument("--revive-no-l1", action="store_true", default=None,
+                     help="with --revive: leave the revived channels out of the L1 term, whose optimum (the "
+                     "median) is 0 for a channel that is up on fewer than half the frames it could be")
     ptr.add_argument("--device", help="cpu (default), cuda, cuda:N or auto")
     ptr.add_argument("--amp", action="store_true", default=None, help="bfloat16 autocast for the decoder")
     ptr.add_argument("--jobs", type=int, default=1, help="worker processes for feature extraction (default 1)")

@@ -1,6 +1,7 @@
 """Training runs and resumes; evaluation measures behave as QUALITY.md defines them."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,6 +14,11 @@ from a2f_core.eval import pearson, phone_measures, rms_baseline
 from a2f_core.model import DualStreamModel, ModelConfig, load_checkpoint
 from a2f_core.train import SequentialTrainer, TrainConfig, load_pair
 from a2f_core.train.facegood import to_arkit
+
+
+def _bare(cfg: TrainConfig) -> SimpleNamespace:
+    """What :meth:`SequentialTrainer.loss` reads of a trainer: its config and the channels L1 weighs."""
+    return SimpleNamespace(cfg=cfg, l1_channels=torch.ones(52))
 
 
 def tiny_pairs(tmp_path: Path, speech: np.ndarray, n: int = 2):
@@ -136,8 +142,6 @@ def test_train_cli_records_where_a_fine_tune_started(tmp_path, speech, monkeypat
 
 def test_extremes_term_averages_closed_and_open_frames_each_alone():
     """--w-extremes adds the aperture error's mean over sealed frames plus its mean over wide-open frames."""
-    from types import SimpleNamespace
-
     J, C = INDEX["jawOpen"], INDEX["mouthClose"]
     tgt = torch.zeros(1, 100, 52)
     tgt[0, :, J] = 0.15                      # mid opening
@@ -150,7 +154,7 @@ def test_extremes_term_averages_closed_and_open_frames_each_alone():
 
     def total(w_extremes):
         cfg = TrainConfig(w_extremes=w_extremes)
-        return float(SequentialTrainer.loss(SimpleNamespace(cfg=cfg), pred, tgt, w)[0])
+        return float(SequentialTrainer.loss(_bare(cfg), pred, tgt, w)[0])
 
     ap_err = (pred[0, :, J] - pred[0, :, C]) - (tgt[0, :, J] - tgt[0, :, C])
     expected = float((ap_err[10:17] ** 2).mean() + (ap_err[40:70] ** 2).mean())
@@ -161,8 +165,6 @@ def test_extremes_term_averages_closed_and_open_frames_each_alone():
 
 def test_aperture_l1_term_is_the_mean_absolute_aperture_error_and_pulls_to_the_median():
     """--w-aperture-l1 adds mean |aperture error|; its minimiser over a constant prediction is the median."""
-    from types import SimpleNamespace
-
     J, C = INDEX["jawOpen"], INDEX["mouthClose"]
     tgt = torch.zeros(1, 10, 52)
     tgt[0, :, J] = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.5, 0.5, 0.5])  # sealed 6 of 10 frames
@@ -172,9 +174,9 @@ def test_aperture_l1_term_is_the_mean_absolute_aperture_error_and_pulls_to_the_m
         pred = tgt.clone()
         pred[0, :, J] = level
         cfg = TrainConfig(w_aperture_l1=weight)
-        with_term = float(SequentialTrainer.loss(SimpleNamespace(cfg=cfg), pred, tgt, w)[0])
+        with_term = float(SequentialTrainer.loss(_bare(cfg), pred, tgt, w)[0])
         cfg0 = TrainConfig(w_aperture_l1=0.0)
-        return with_term - float(SequentialTrainer.loss(SimpleNamespace(cfg=cfg0), pred, tgt, w)[0])
+        return with_term - float(SequentialTrainer.loss(_bare(cfg0), pred, tgt, w)[0])
 
     assert abs(term(0.2) - float((torch.tensor([0.2] * 6 + [0.3] * 4)).mean())) < 1e-5
     assert abs(term(0.2, weight=3.0) - 3 * term(0.2)) < 1e-5
@@ -356,13 +358,40 @@ def test_revive_reinitialises_only_outputs_stuck_at_zero_that_the_targets_use(tm
     for t in (model2.queries, model2.band_logits, model2.stream_logits, model2.smoothing_param):
         assert torch.equal(t[jaw], t[funnel])
     assert not torch.equal(model2.queries[press], model2.queries[funnel])
+    # revive_no_l1: the revived channel leaves the L1 term, the others keep it
+    model3 = DualStreamModel(ModelConfig())
+    with torch.no_grad():
+        model3.dec2.bias[jaw] = -40.0
+    tr3 = SequentialTrainer(items, tmp_path / "run3", TrainConfig(**{**cfg.__dict__, "revive_no_l1": True}),
+                            ModelConfig(), cache_dir=tmp_path / "cache", init=model3, progress=False)
+    assert tr3.l1_channels[jaw] == 0 and int(tr3.l1_channels.sum()) == 51
+    assert int(tr.l1_channels.sum()) == 52          # without the flag every channel keeps L1
+
+
+def test_l1_term_skips_the_channels_left_out_and_keeps_the_others_weight():
+    """A channel out of ``l1_channels`` gets no L1 gradient; the others get the same gradient as when
+    every channel is in (the term's denominator does not shrink)."""
+    close, jaw = INDEX["mouthClose"], INDEX["jawOpen"]
+    tgt = torch.zeros(1, 10, 52)
+    tgt[0, :3, close] = 0.3
+    w = torch.ones_like(tgt)
+    cfg = TrainConfig(w_mse=0.0, w_mouth=0.0, w_expr=0.0, w_velocity=0.0, w_smooth=0.0, w_l1=1.0)
+
+    def grad(channels):
+        pred = torch.full((1, 10, 52), 0.1, requires_grad=True)
+        SequentialTrainer.loss(SimpleNamespace(cfg=cfg, l1_channels=channels), pred, tgt, w)[0].backward()
+        return pred.grad[0]
+
+    some = torch.ones(52)
+    some[close] = 0.0
+    full, part = grad(torch.ones(52)), grad(some)
+    assert full[:, close].abs().sum() > 0 and part[:, close].abs().sum() == 0
+    assert torch.equal(full[:, jaw], part[:, jaw])
 
 
 def test_floor_term_keeps_a_gradient_where_the_sigmoid_has_saturated():
     """--w-floor: a mouth output at logit -14 gets (almost) no gradient from MSE and L1, and a clear one
     from the floor term; outputs above the floor, and the channels outside the mouth, get none from it."""
-    from types import SimpleNamespace
-
     close, blink, jaw = INDEX["mouthClose"], INDEX["eyeBlinkLeft"], INDEX["jawOpen"]
     logits = torch.full((1, 20, 52), -14.0)
     logits[..., jaw] = 0.0
@@ -373,7 +402,7 @@ def test_floor_term_keeps_a_gradient_where_the_sigmoid_has_saturated():
     def grads(w_floor):
         z = logits.clone().requires_grad_(True)
         cfg = TrainConfig(w_floor=w_floor)
-        SequentialTrainer.loss(SimpleNamespace(cfg=cfg), torch.sigmoid(z), tgt, w)[0].backward()
+        SequentialTrainer.loss(_bare(cfg), torch.sigmoid(z), tgt, w)[0].backward()
         return z.grad[0]
 
     without, with_floor = grads(0.0), grads(1.0)

@@ -70,6 +70,7 @@ class TrainConfig:
     spec_aug: float = 0.0        # share of stretches whose log-mel gets a random channel colour and speaker size
     revive: bool = False         # re-initialise the output rows of blendshapes an --init no longer produces
     revive_from: str = ""        # ... and give them this live blendshape's query (attention, stream mix, smoothing)
+    revive_no_l1: bool = False   # ... and leave them out of the L1 term (its median is 0 for a channel up 1 frame in 10)
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 25
@@ -180,8 +181,11 @@ class SequentialTrainer:
         self.lengths = lengths.astype(int)
         self.model.to(self.device)
         self.net = _Sequence(self.model)
+        self.l1_channels = torch.ones(52, device=self.device)     # channels the L1 term weighs
         if cfg.revive:
             self.provenance["revived"] = self.revive_dead()
+            if cfg.revive_no_l1:
+                self.l1_channels[[INDEX[n] for n in self.provenance["revived"]]] = 0.0
         if self.distributed:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -291,7 +295,8 @@ class SequentialTrainer:
             w = w * item_w[:, None, None]
         err = pred - tgt
         mse = _masked_mean(err ** 2, w)
-        l1 = _masked_mean(err.abs(), w)
+        # the same denominator as the MSE's: channels left out of L1 (revive_no_l1) do not raise the others' weight
+        l1 = (err.abs() * w * self.l1_channels).sum() / (w.sum() + 1e-6)
         mouth = _masked_mean(err[..., MOUTH_IDX] ** 2, w[..., MOUTH_IDX])
         wa = torch.minimum(w[..., JAW], w[..., CLOSE])
         tgt_ap = tgt[..., JAW] - tgt[..., CLOSE]
