@@ -308,7 +308,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if init is not None:
         provenance["init"] = {"path": init.checkpoint_path, "sha256": file_sha256(init.checkpoint_path),
                               "meta": init.checkpoint_meta}
-    trainer = SequentialTrainer(items, args.out, cfg, ModelConfig(), cache_dir=args.cache, init=init,
+    if args.position_prior and init is not None:
+        raise SystemExit("error: --position-prior sets how a new model starts; --init brings its own weights")
+    mcfg = ModelConfig(position_prior=args.position_prior or 0.0)
+    trainer = SequentialTrainer(items, args.out, cfg, mcfg, cache_dir=args.cache, init=init,
                                 progress=not args.quiet, jobs=args.jobs, provenance=provenance)
     if trainer.provenance.get("revived") and trainer.main:
         print(f"revived (their outputs had died): {', '.join(trainer.provenance['revived'])}")
@@ -571,6 +574,9 @@ def build_parser() -> argparse.ArgumentParser:
     ptr.add_argument("--revive-no-l1", action="store_true", default=None,
                      help="with --revive: leave the revived channels out of the L1 term, whose optimum (the "
                      "median) is 0 for a channel that is up on fewer than half the frames it could be")
+    ptr.add_argument("--position-prior", type=float, metavar="K",
+                     help="new models only: start every query's mel attention at the predicted frame "
+                     "(position score -K*log(1+|offset|); default 0, the plain random start)")
     ptr.add_argument("--device", help="cpu (default), cuda, cuda:N or auto")
     ptr.add_argument("--amp", action="store_true", default=None, help="bfloat16 autocast for the decoder")
     ptr.add_argument("--jobs", type=int, default=1, help="worker processes for feature extraction (default 1)")

@@ -45,6 +45,31 @@ def test_sequence_form_equals_per_window_forward(heads, lookahead):
     assert (seq - per).abs().max() < 1e-5
 
 
+def test_position_prior_starts_every_query_at_the_predicted_frame():
+    """``position_prior`` changes only the start: every query's mel attention is peaked at the predicted
+    frame (plain random init: spread over the window), and all forward forms still agree."""
+    torch.manual_seed(0)
+    plain = DualStreamModel(ModelConfig())
+    torch.manual_seed(0)
+    m = DualStreamModel(ModelConfig(position_prior=2.0)).eval()
+    c = m.cfg
+
+    def near(model):            # attention mass within 3 frames of the predicted one, every query and head
+        with torch.no_grad():
+            p = torch.softmax(model.stream_terms()["mel_gamma"], -1)
+        return p[..., c.past - 3:c.past + 4].sum(-1)
+
+    assert near(plain).max() < 0.2 and near(m).min() > 0.8
+    assert torch.equal(plain.queries, m.queries)          # the rest of the start is the same draw
+    mel, emo = windows()
+    S = 256 + 30
+    seq_mel, seq_emo = torch.randn(S, 80), torch.randn(S, 88)
+    with torch.no_grad():
+        assert (m(mel, emo) - m.forward_reference(mel, emo)).abs().max() < 1e-5
+        idx = torch.arange(31)[:, None] + torch.arange(256)[None]
+        assert (m.forward_sequence(seq_mel, seq_emo) - m(seq_mel[idx], seq_emo[idx])).abs().max() < 1e-5
+
+
 @pytest.mark.parametrize("width,n_out", [(1, 5), (8, 37), (32, 64), (32, 1), (64, 150)])
 def test_banded_streams_equal_per_window_attention(model, width, n_out):
     """The inference streams skip the zeros of the window kernels in width-square blocks; any block

@@ -138,6 +138,11 @@ def test_train_cli_records_where_a_fine_tune_started(tmp_path, speech, monkeypat
     assert meta["init"]["path"] == str(start) and meta["init"]["sha256"] == file_sha256(start)
     assert meta["init"]["meta"]["step"] == 7
     assert meta["data"]["pairs"] == [pair] and meta["train_config"]["steps"] == 1
+    # --position-prior only shapes a new model's start: with --init it is refused, not ignored
+    with pytest.raises(SystemExit, match="--position-prior"):
+        main(["train", "--pair", pair, "--init", str(start), "--out", str(tmp_path / "pp"), "--position-prior",
+              "2", "-q"])
+    assert not (tmp_path / "pp").exists()
 
 
 def test_extremes_term_averages_closed_and_open_frames_each_alone():

@@ -48,6 +48,9 @@ class ModelConfig:
     n_emotion: int = 88
     n_blendshapes: int = NUM_BLENDSHAPES
     decoder_hidden: int = 128
+    # initialisation only: every query's mel attention starts peaked at the predicted frame (see
+    # DualStreamModel._init_position_prior); 0 = the plain random start. Loaded weights replace it.
+    position_prior: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -101,9 +104,35 @@ class DualStreamModel(nn.Module):
         self.register_buffer("emo_mean", torch.zeros(cfg.n_emotion))
         self.register_buffer("emo_std", torch.ones(cfg.n_emotion))
         self.prev_blendshapes: torch.Tensor | None = None
+        if cfg.position_prior:
+            self._init_position_prior(cfg.position_prior)
         # a2f_core.calibration.OutputMap applied to the smoothed outputs by the engine (None: none);
         # kept in the checkpoint beside the weights, never trained
         self.output_map = None
+
+    def _init_position_prior(self, k: float, strength: float = 20.0) -> None:
+        """Start every query's mel attention at the predicted frame: gamma(j) gets -k*log(1 + |j - t|).
+
+        With random queries and positions the position term starts near 0, every query averages its
+        whole 8.5 s window, and a query learns where to look only through that average: a blendshape
+        that is up on a few frames in ten (mouthClose, the presses) can die at 0 before its query
+        finds the frame. Here the first dimension of each head carries the prior: the query projection
+        gives every query ``strength`` there, the keys' content does not reach it, and the position
+        term holds ``f(j) / (scale * strength)``, so ``gamma`` starts as ``f(j)`` plus the random part
+        for every query. All of it is trainable; nothing in the forward pass changes.
+        """
+        c = self.cfg
+        scale = 1.0 / math.sqrt(c.d_head)
+        offset = torch.arange(c.context, dtype=torch.float32) - c.past
+        prior = -k * torch.log1p(offset.abs())
+        with torch.no_grad():
+            for h in range(c.n_heads):
+                e = h * c.d_head
+                self.mel_q.weight[e] = 0.0
+                self.mel_q.bias[e] = strength
+                self.mel_k.weight[e] = 0.0
+                self.mel_k.bias[e] = 0.0
+                self.mel_pos[:, e] = prior / (scale * strength)
 
     # ------------------------------------------------------------------ inputs
     def set_feature_stats(self, mel_mean, mel_std, emo_mean, emo_std) -> None:
