@@ -574,6 +574,9 @@ def build_parser() -> argparse.ArgumentParser:
     ptr.add_argument("--revive-no-l1", action="store_true", default=None,
                      help="with --revive: leave the revived channels out of the L1 term, whose optimum (the "
                      "median) is 0 for a channel that is up on fewer than half the frames it could be")
+    ptr.add_argument("--aperture-lips", action="store_true", default=None,
+                     help="the lip aperture terms (mouth, extremes, aperture-l1) move mouthClose only; jawOpen "
+                     "learns from its own targets instead of dropping to seal the lips")
     ptr.add_argument("--position-prior", type=float, metavar="K",
                      help="new models only: start every query's mel attention at the predicted frame "
                      "(position score -K*log(1+|offset|); default 0, the plain random start)")

@@ -415,3 +415,25 @@ def test_floor_term_keeps_a_gradient_where_the_sigmoid_has_saturated():
     assert (with_floor[:, close] < -1e-3).all()          # descending the loss raises the logit
     assert torch.equal(with_floor[:, blink], without[:, blink])
     assert torch.allclose(with_floor[:, jaw], without[:, jaw])   # above the floor: no push
+
+
+def test_aperture_lips_sends_the_aperture_error_to_mouth_close_only():
+    """With ``aperture_lips`` a lip aperture error moves mouthClose and leaves jawOpen to its own target;
+    without it both move (and dropping the jaw is the quicker way to seal the lips)."""
+    jaw, close = INDEX["jawOpen"], INDEX["mouthClose"]
+    tgt = torch.zeros(1, 12, 52)
+    tgt[0, :, jaw] = 0.2
+    tgt[0, 4:8, close] = 0.18                 # sealed on 4 frames, the jaw a little open
+    w = torch.ones_like(tgt)
+
+    def grads(aperture_lips):
+        pred = tgt.clone()
+        pred[0, :, close] = 0.0               # the jaw is right, the lips do not seal
+        pred.requires_grad_(True)
+        cfg = TrainConfig(w_extremes=1.0, w_aperture_l1=1.0, aperture_lips=aperture_lips)
+        SequentialTrainer.loss(_bare(cfg), pred, tgt, w)[0].backward()
+        return pred.grad[0]
+
+    both, lips = grads(False), grads(True)
+    assert both[4:8, jaw].abs().min() > 0 and lips[:, jaw].abs().max() == 0
+    assert torch.equal(both[:, close], lips[:, close]) and (lips[4:8, close] < 0).all()

@@ -71,6 +71,7 @@ class TrainConfig:
     revive: bool = False         # re-initialise the output rows of blendshapes an --init no longer produces
     revive_from: str = ""        # ... and give them this live blendshape's query (attention, stream mix, smoothing)
     revive_no_l1: bool = False   # ... and leave them out of the L1 term (its median is 0 for a channel up 1 frame in 10)
+    aperture_lips: bool = False  # the lip aperture terms move mouthClose only; jawOpen follows its own targets
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 25
@@ -300,7 +301,10 @@ class SequentialTrainer:
         mouth = _masked_mean(err[..., MOUTH_IDX] ** 2, w[..., MOUTH_IDX])
         wa = torch.minimum(w[..., JAW], w[..., CLOSE])
         tgt_ap = tgt[..., JAW] - tgt[..., CLOSE]
-        ap_err = (pred[..., JAW] - pred[..., CLOSE]) - tgt_ap
+        # aperture_lips: the aperture error reaches mouthClose alone. Otherwise the quickest way to seal the
+        # lips is to drop the jaw, and once it does the error is gone and mouthClose never learns (v4's did not)
+        jaw = pred[..., JAW].detach() if c.aperture_lips else pred[..., JAW]
+        ap_err = (jaw - pred[..., CLOSE]) - tgt_ap
         mouth = mouth + _masked_mean(ap_err ** 2, wa)
         extremes = pred.new_zeros(())
         if c.w_extremes:
