@@ -275,6 +275,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .train import SequentialTrainer, TrainConfig, load_manifest, load_pair
     from .train.facegood import DEV_CLIPS, CLIPS, dense_variants, load_facegood
 
+    if args.position_prior and args.init:
+        raise SystemExit("error: --position-prior sets how a new model starts; --init brings its own weights")
     bilabial_weight = dict(args.bilabial_weight or [])
     items = []
     for m in args.manifest or []:
@@ -308,8 +310,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if init is not None:
         provenance["init"] = {"path": init.checkpoint_path, "sha256": file_sha256(init.checkpoint_path),
                               "meta": init.checkpoint_meta}
-    if args.position_prior and init is not None:
-        raise SystemExit("error: --position-prior sets how a new model starts; --init brings its own weights")
     mcfg = ModelConfig(position_prior=args.position_prior or 0.0)
     trainer = SequentialTrainer(items, args.out, cfg, mcfg, cache_dir=args.cache, init=init,
                                 progress=not args.quiet, jobs=args.jobs, provenance=provenance)

@@ -16,9 +16,9 @@ from a2f_core.train import SequentialTrainer, TrainConfig, load_pair
 from a2f_core.train.facegood import to_arkit
 
 
-def _bare(cfg: TrainConfig) -> SimpleNamespace:
-    """What :meth:`SequentialTrainer.loss` reads of a trainer: its config and the channels L1 weighs."""
-    return SimpleNamespace(cfg=cfg, l1_channels=torch.ones(52))
+def _bare(cfg: TrainConfig, l1_channels: torch.Tensor | None = None) -> SimpleNamespace:
+    """What :meth:`SequentialTrainer.loss` reads of a trainer: its config and the channels L1 weighs (all)."""
+    return SimpleNamespace(cfg=cfg, l1_channels=torch.ones(52) if l1_channels is None else l1_channels)
 
 
 def tiny_pairs(tmp_path: Path, speech: np.ndarray, n: int = 2):
@@ -384,7 +384,7 @@ def test_l1_term_skips_the_channels_left_out_and_keeps_the_others_weight():
 
     def grad(channels):
         pred = torch.full((1, 10, 52), 0.1, requires_grad=True)
-        SequentialTrainer.loss(SimpleNamespace(cfg=cfg, l1_channels=channels), pred, tgt, w)[0].backward()
+        SequentialTrainer.loss(_bare(cfg, channels), pred, tgt, w)[0].backward()
         return pred.grad[0]
 
     some = torch.ones(52)

@@ -296,8 +296,8 @@ class SequentialTrainer:
             w = w * item_w[:, None, None]
         err = pred - tgt
         mse = _masked_mean(err ** 2, w)
-        # the same denominator as the MSE's: channels left out of L1 (revive_no_l1) do not raise the others' weight
-        l1 = (err.abs() * w * self.l1_channels).sum() / (w.sum() + 1e-6)
+        # channels out of L1 (revive_no_l1) keep their place in the denominator: the others' weight stays
+        l1 = _masked_mean(err.abs() * self.l1_channels, w)
         mouth = _masked_mean(err[..., MOUTH_IDX] ** 2, w[..., MOUTH_IDX])
         wa = torch.minimum(w[..., JAW], w[..., CLOSE])
         tgt_ap = tgt[..., JAW] - tgt[..., CLOSE]
