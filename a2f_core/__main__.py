@@ -277,6 +277,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     if args.position_prior and args.init:
         raise SystemExit("error: --position-prior sets how a new model starts; --init brings its own weights")
+    if args.aperture_lips and args.aperture_split:
+        raise SystemExit("error: --aperture-lips and --aperture-split are two ways to route the lip aperture error; give one")
     bilabial_weight = dict(args.bilabial_weight or [])
     items = []
     for m in args.manifest or []:
@@ -577,6 +579,9 @@ def build_parser() -> argparse.ArgumentParser:
     ptr.add_argument("--aperture-lips", action="store_true", default=None,
                      help="the lip aperture terms (mouth, extremes, aperture-l1) move mouthClose only; jawOpen "
                      "learns from its own targets instead of dropping to seal the lips")
+    ptr.add_argument("--aperture-split", action="store_true", default=None,
+                     help="the lip aperture terms move mouthClose only on frames where the teacher seals with it, "
+                     "jawOpen only on the others (so mouthClose does not rest raised to narrow an open jaw)")
     ptr.add_argument("--position-prior", type=float, metavar="K",
                      help="new models only: start every query's mel attention at the predicted frame "
                      "(position score -K*log(1+|offset|); default 0, the plain random start)")

@@ -437,3 +437,46 @@ def test_aperture_lips_sends_the_aperture_error_to_mouth_close_only():
     both, lips = grads(False), grads(True)
     assert both[4:8, jaw].abs().min() > 0 and lips[:, jaw].abs().max() == 0
     assert torch.equal(both[:, close], lips[:, close]) and (lips[4:8, close] < 0).all()
+
+
+def test_aperture_split_routes_the_aperture_error_by_frame():
+    """With ``aperture_split`` the aperture error moves mouthClose alone where the teacher seals with it and
+    jawOpen alone elsewhere; the loss's value is the same as without."""
+    jaw, close = INDEX["jawOpen"], INDEX["mouthClose"]
+    tgt = torch.zeros(1, 12, 52)
+    tgt[0, :, jaw] = 0.2
+    tgt[0, 4:8, close] = 0.18                 # sealed on 4 frames, the jaw a little open
+    w = torch.ones_like(tgt)
+
+    def run(split):
+        pred = tgt.clone()
+        pred[0, :, jaw] = 0.3                 # the jaw too open everywhere
+        pred[0, :, close] = 0.05              # mouthClose a little up everywhere: too low at 4..7, too high elsewhere
+        pred.requires_grad_(True)
+        cfg = TrainConfig(w_extremes=1.0, w_aperture_l1=1.0, aperture_split=split)
+        loss = SequentialTrainer.loss(_bare(cfg), pred, tgt, w)[0]
+        loss.backward()
+        return float(loss.detach()), pred.grad[0]
+
+    (plain_loss, plain), (split_loss, split) = run(False), run(True)
+    assert split_loss == pytest.approx(plain_loss)
+    sealed, other = [4, 5, 6, 7], [0, 1, 2, 3, 8, 9, 10, 11]
+    # where the lips seal only mouthClose hears the aperture: the jaw keeps its own MSE pull alone
+    jaw_only = TrainConfig(w_extremes=1.0, w_aperture_l1=1.0, aperture_lips=True)
+    pred = tgt.clone()
+    pred[0, :, jaw], pred[0, :, close] = 0.3, 0.05
+    pred.requires_grad_(True)
+    SequentialTrainer.loss(_bare(jaw_only), pred, tgt, w)[0].backward()
+    assert torch.allclose(split[sealed, jaw], pred.grad[0][sealed, jaw])
+    assert torch.allclose(split[sealed, close], plain[sealed, close])
+    # elsewhere mouthClose hears only its own error (pulled down to 0), the jaw the whole aperture error
+    assert torch.allclose(split[other, jaw], plain[other, jaw])
+    assert (split[other, close] > 0).all() and (plain[other, close] < 0).all()
+
+
+def test_aperture_lips_and_split_are_refused_together(tmp_path):
+    from a2f_core.__main__ import main
+
+    with pytest.raises(SystemExit, match="give one"):
+        main(["train", "--manifest", str(tmp_path / "m.jsonl"), "--out", str(tmp_path / "o"),
+              "--aperture-lips", "--aperture-split"])

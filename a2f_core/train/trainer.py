@@ -72,6 +72,7 @@ class TrainConfig:
     revive_from: str = ""        # ... and give them this live blendshape's query (attention, stream mix, smoothing)
     revive_no_l1: bool = False   # ... and leave them out of the L1 term (its median is 0 for a channel up 1 frame in 10)
     aperture_lips: bool = False  # the lip aperture terms move mouthClose only; jawOpen follows its own targets
+    aperture_split: bool = False  # ... mouthClose only where the teacher seals with it, jawOpen only elsewhere
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 25
@@ -84,6 +85,8 @@ EXPR_IDX = [INDEX[n] for n in EYES + BROWS + CHEEKS_NOSE]
 JAW, CLOSE = INDEX["jawOpen"], INDEX["mouthClose"]
 # the floor term's level: sigmoid outputs under it (logits under -4.6) start to lose their gradient
 FLOOR = 0.01
+# the teacher's mouthClose above this: the lips seal (or nearly) with the jaw a little open
+SEALED = 0.02
 
 
 def feature_stats(feats: list[CachedFeatures], cfg: ModelConfig):
@@ -303,14 +306,22 @@ class SequentialTrainer:
         tgt_ap = tgt[..., JAW] - tgt[..., CLOSE]
         # aperture_lips: the aperture error reaches mouthClose alone. Otherwise the quickest way to seal the
         # lips is to drop the jaw, and once it does the error is gone and mouthClose never learns (v4's did not)
-        jaw = pred[..., JAW].detach() if c.aperture_lips else pred[..., JAW]
-        ap_err = (jaw - pred[..., CLOSE]) - tgt_ap
+        jaw, close = pred[..., JAW], pred[..., CLOSE]
+        if c.aperture_lips:
+            jaw = jaw.detach()
+        elif c.aperture_split:
+            # aperture_split: where the teacher seals with mouthClose the error moves mouthClose alone, elsewhere
+            # jawOpen alone, so mouthClose is not raised between closures to make up for an open jaw
+            sealed = tgt[..., CLOSE] > SEALED
+            jaw = torch.where(sealed, jaw.detach(), jaw)
+            close = torch.where(sealed, close, close.detach())
+        ap_err = (jaw - close) - tgt_ap
         mouth = mouth + _masked_mean(ap_err ** 2, wa)
         extremes = pred.new_zeros(())
         if c.w_extremes:
             # sealed lips (mouthClose up, aperture ~0: 7 % of teacher frames) and wide openings (30 %):
             # averaged with all the others, their errors teach the model to stay near the mean
-            for sel in ((tgt[..., CLOSE] > 0.02) & (tgt_ap <= 0.05), tgt_ap >= 0.25):
+            for sel in ((tgt[..., CLOSE] > SEALED) & (tgt_ap <= 0.05), tgt_ap >= 0.25):
                 extremes = extremes + _masked_mean(ap_err ** 2, wa * sel.to(wa.dtype))
         aperture_l1 = _masked_mean(ap_err.abs(), wa) if c.w_aperture_l1 else pred.new_zeros(())
         floor = pred.new_zeros(())
