@@ -580,8 +580,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the lip aperture terms (mouth, extremes, aperture-l1) move mouthClose only; jawOpen "
                      "learns from its own targets instead of dropping to seal the lips")
     ptr.add_argument("--aperture-split", action="store_true", default=None,
-                     help="the lip aperture terms move mouthClose only on frames where the teacher seals with it, "
-                     "jawOpen only on the others (so mouthClose does not rest raised to narrow an open jaw)")
+                     help="the lip aperture terms move mouthClose only on frames where the teacher seals with it "
+                     "(jawOpen need not drop there) and both channels elsewhere (mouthClose is held down between "
+                     "closures, which --aperture-lips does not do)")
     ptr.add_argument("--position-prior", type=float, metavar="K",
                      help="new models only: start every query's mel attention at the predicted frame "
                      "(position score -K*log(1+|offset|); default 0, the plain random start)")
