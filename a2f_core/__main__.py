@@ -564,7 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     ptr.add_argument("--warmup", type=int)
     ptr.add_argument("--log-every", type=int)
     ptr.add_argument("--checkpoint-every", type=int)
-    for w in ("mse", "l1", "mouth", "expr", "velocity", "smooth", "extremes", "aperture-l1", "floor"):
+    for w in ("mse", "l1", "mouth", "expr", "velocity", "smooth", "extremes", "aperture-l1", "floor", "close-rest"):
         ptr.add_argument(f"--w-{w}", type=float, help=f"loss weight of the {w} term")
     ptr.add_argument("--spec-aug", type=float, metavar="SHARE",
                      help="share of stretches given a random channel colour and speaker size (default 0)")

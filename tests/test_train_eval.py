@@ -476,3 +476,24 @@ def test_aperture_lips_and_split_are_refused_together(tmp_path):
     with pytest.raises(SystemExit, match="give one"):
         main(["train", "--manifest", str(tmp_path / "m.jsonl"), "--out", str(tmp_path / "o"),
               "--aperture-lips", "--aperture-split"])
+
+
+def test_close_rest_holds_mouth_close_down_only_where_the_teacher_does_not_seal():
+    """``w_close_rest`` adds mouthClose's squared error on the frames where the teacher's mouthClose is down,
+    averaged over those frames alone; frames where it seals and the other channels get nothing from it."""
+    close = INDEX["mouthClose"]
+    tgt = torch.zeros(1, 10, 52)
+    tgt[0, 6:, close] = 0.3                   # the teacher seals on the last 4 frames
+    w = torch.ones_like(tgt)
+    pred = tgt.clone()
+    pred[0, :, close] += 0.1                  # mouthClose 0.1 too high everywhere
+    pred[0, :, INDEX["jawOpen"]] = 0.2        # and an error elsewhere
+    pred.requires_grad_(True)
+    base = SequentialTrainer.loss(_bare(TrainConfig()), pred, tgt, w)[0]
+    held = SequentialTrainer.loss(_bare(TrainConfig(w_close_rest=2.0)), pred, tgt, w)[0]
+    assert float(held - base) == pytest.approx(2.0 * 0.1 ** 2)
+    (held - base).backward()
+    g = pred.grad[0]
+    assert torch.allclose(g[:6, close], torch.full((6,), 2.0 * 2 * 0.1 / 6))
+    others = torch.cat([g[6:, close], g[:, :close].flatten(), g[:, close + 1:].flatten()])
+    assert others.abs().max() < 1e-8          # the shared terms cancel to rounding

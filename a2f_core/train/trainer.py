@@ -67,6 +67,7 @@ class TrainConfig:
     w_extremes: float = 0.0      # lip aperture error on closed and on wide-open frames, each class averaged alone
     w_aperture_l1: float = 0.0   # absolute lip aperture error (the mouth term has its square)
     w_floor: float = 0.0         # mouth outputs pushed under FLOOR: squared log-space shortfall (keeps gradients alive)
+    w_close_rest: float = 0.0    # mouthClose's squared error where the teacher's is down (<= SEALED), averaged per frame
     spec_aug: float = 0.0        # share of stretches whose log-mel gets a random channel colour and speaker size
     revive: bool = False         # re-initialise the output rows of blendshapes an --init no longer produces
     revive_from: str = ""        # ... and give them this live blendshape's query (attention, stream mix, smoothing)
@@ -329,6 +330,11 @@ class SequentialTrainer:
             # = 1 - s): a channel that MSE and L1 push to 0 on most frames stays where it can still rise
             short = torch.relu(math.log(FLOOR) - torch.log(pred[..., MOUTH_IDX].clamp_min(1e-30)))
             floor = _masked_mean(short ** 2, w[..., MOUTH_IDX])
+        close_rest = pred.new_zeros(())
+        if c.w_close_rest:
+            # averaged over frames, not frames x 52 channels: as strong as the aperture error, so mouthClose cannot
+            # sit raised between closures (and an open jaw follow it up) to settle the aperture error elsewhere
+            close_rest = _masked_mean(err[..., CLOSE] ** 2, w[..., CLOSE] * (tgt[..., CLOSE] <= SEALED).to(w.dtype))
         expr = _masked_mean(err[..., EXPR_IDX] ** 2, w[..., EXPR_IDX])
         dv = (pred[:, 1:] - pred[:, :-1]) - (tgt[:, 1:] - tgt[:, :-1])
         vel = _masked_mean(dv ** 2, torch.minimum(w[:, 1:], w[:, :-1]))
@@ -337,7 +343,7 @@ class SequentialTrainer:
         smooth = _masked_mean((pred[:, 2:] - 2 * pred[:, 1:-1] + pred[:, :-2]) ** 2, v2.expand(-1, -1, 52))
         total = (c.w_mse * mse + c.w_l1 * l1 + c.w_mouth * mouth + c.w_expr * expr + c.w_velocity * vel
                  + c.w_smooth * smooth + c.w_extremes * extremes + c.w_aperture_l1 * aperture_l1
-                 + c.w_floor * floor)
+                 + c.w_floor * floor + c.w_close_rest * close_rest)
         return total, {"mse": float(mse.detach()), "mouth": float(mouth.detach()), "vel": float(vel.detach())}
 
     # ---------------------------------------------------------------- loop
