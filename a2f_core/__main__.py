@@ -279,6 +279,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise SystemExit("error: --position-prior sets how a new model starts; --init brings its own weights")
     if args.aperture_lips and args.aperture_split:
         raise SystemExit("error: --aperture-lips and --aperture-split are two ways to route the lip aperture error; give one")
+    if (args.revive_from or args.revive_no_l1) and not args.revive:
+        raise SystemExit("error: --revive-from and --revive-no-l1 act on the channels --revive brings back; add --revive")
     bilabial_weight = dict(args.bilabial_weight or [])
     items = []
     for m in args.manifest or []:

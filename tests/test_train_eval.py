@@ -470,12 +470,15 @@ def test_aperture_split_routes_the_aperture_error_by_frame():
     assert torch.equal(split[other, jaw], plain[other, jaw])
 
 
-def test_aperture_lips_and_split_are_refused_together(tmp_path):
+def test_train_refuses_switches_that_clash_or_would_do_nothing(tmp_path):
     from a2f_core.__main__ import main
 
     with pytest.raises(SystemExit, match="give one"):
         main(["train", "--manifest", str(tmp_path / "m.jsonl"), "--out", str(tmp_path / "o"),
               "--aperture-lips", "--aperture-split"])
+    for switch in (["--revive-from", "jawOpen"], ["--revive-no-l1"]):
+        with pytest.raises(SystemExit, match="add --revive"):
+            main(["train", "--manifest", str(tmp_path / "m.jsonl"), "--out", str(tmp_path / "o"), *switch])
 
 
 def test_close_rest_holds_mouth_close_down_only_where_the_teacher_does_not_seal():
