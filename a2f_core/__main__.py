@@ -583,8 +583,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "learns from its own targets instead of dropping to seal the lips")
     ptr.add_argument("--aperture-split", action="store_true", default=None,
                      help="the lip aperture terms move mouthClose only on frames where the teacher seals with it "
-                     "(jawOpen need not drop there) and both channels elsewhere (mouthClose is held down between "
-                     "closures, which --aperture-lips does not do)")
+                     "(jawOpen need not drop there) and both channels elsewhere; without --w-close-rest the two "
+                     "rose together in its probes")
     ptr.add_argument("--position-prior", type=float, metavar="K",
                      help="new models only: start every query's mel attention at the predicted frame "
                      "(position score -K*log(1+|offset|); default 0, the plain random start)")

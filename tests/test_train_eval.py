@@ -494,7 +494,7 @@ def test_close_rest_holds_mouth_close_down_only_where_the_teacher_does_not_seal(
     pred.requires_grad_(True)
     base = SequentialTrainer.loss(_bare(TrainConfig()), pred, tgt, w)[0]
     held = SequentialTrainer.loss(_bare(TrainConfig(w_close_rest=2.0)), pred, tgt, w)[0]
-    assert float(held - base) == pytest.approx(2.0 * 0.1 ** 2)
+    assert float((held - base).detach()) == pytest.approx(2.0 * 0.1 ** 2)
     (held - base).backward()
     g = pred.grad[0]
     assert torch.allclose(g[:6, close], torch.full((6,), 2.0 * 2 * 0.1 / 6))
