@@ -370,6 +370,32 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_channels(args: argparse.Namespace) -> int:
+    import json
+
+    from .arkit import MOUTH
+    from .calibration import channel_report, real_training_pairs
+    from .model import load_checkpoint
+
+    model = load_checkpoint(args.checkpoint)
+    mine, teach, ids = real_training_pairs(args.data, model, args.cache, progress=not args.quiet)
+    rows = channel_report(mine, teach)
+    shown = rows if args.all else [r for r in rows if r["name"] in MOUTH]
+    print(f"{model.checkpoint_path}: {len(ids)} clips ({len(mine) / 30 / 60:.1f} min) of the training speakers' "
+          "real English, model vs teacher")
+    print(f"{'':20s} {'median':^13s} {'99th pct':^13s}")
+    print(f"{'blendshape':20s} {'model/teacher':^13s} {'model/teacher':^13s} {'r':>6s}")
+    for r in shown:
+        corr = "-" if r["r"] is None else f"{r['r']:.2f}"
+        print(f"{r['name']:20s} {r['model_median']:6.3f}/{r['teacher_median']:<6.3f} "
+              f"{r['model_p99']:6.3f}/{r['teacher_p99']:<6.3f} {corr:>6s}{'  dead' if r['dead'] else ''}")
+    print("dead: " + (", ".join(r["name"] for r in rows if r["dead"]) or "none"))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"checkpoint": str(model.checkpoint_path), "clips": ids,
+                                               "frames": len(mine), "channels": rows}, indent=1))
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .eval import evaluate, format_table
     from .model import load_checkpoint
@@ -525,6 +551,16 @@ def build_parser() -> argparse.ArgumentParser:
     pcal.add_argument("--out", required=True, help="output checkpoint")
     pcal.add_argument("-q", "--quiet", action="store_true")
     pcal.set_defaults(func=_cmd_calibrate)
+
+    pch = sub.add_parser("channels", help="each blendshape against the teacher on the training speakers' real "
+                         "English: medians, 99th percentiles, r, and which outputs are dead")
+    pch.add_argument("--checkpoint", help="model to inspect (default: the shipped model)")
+    pch.add_argument("--data", required=True, help="the data folder (its speech_more/en)")
+    pch.add_argument("--cache", help="folder of cached PocketSphinx alignments (as eval --cache)")
+    pch.add_argument("--all", action="store_true", help="all 52 blendshapes (default: the mouth's)")
+    pch.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    pch.add_argument("-q", "--quiet", action="store_true")
+    pch.set_defaults(func=_cmd_channels)
 
     pav = sub.add_parser("average", help="average the weights of fine-tunes of one model (a model soup)")
     pav.add_argument("checkpoints", nargs="+", help="checkpoints that share their --init (two or more)")

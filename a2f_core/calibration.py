@@ -92,6 +92,22 @@ def dead_outputs(values: np.ndarray, targets: np.ndarray, on: np.ndarray | None 
     return dead
 
 
+def channel_report(values: np.ndarray, targets: np.ndarray, share: float = 0.1, used: float = 0.05) -> list[dict]:
+    """Per blendshape, how (T, 52) model ``values`` compare with the teacher's ``targets`` on the same frames:
+    median and 99th percentile of each, Pearson r (None where either side is constant) and ``dead``
+    (:func:`dead_outputs` with ``train --revive``'s thresholds: the model's 99th percentile under ``share``
+    of the teacher's while that is over ``used``)."""
+    dead = set(dead_outputs(values, targets, share=share, used=used))
+    rows = []
+    for c, name in enumerate(ARKIT_NAMES):
+        v, t = values[:, c].astype(np.float64), targets[:, c].astype(np.float64)
+        r = float(np.corrcoef(v, t)[0, 1]) if len(v) > 1 and v.std() > 0 and t.std() > 0 else None
+        rows.append({"name": name, "model_median": float(np.median(v)), "model_p99": float(np.percentile(v, 99)),
+                     "teacher_median": float(np.median(t)), "teacher_p99": float(np.percentile(t, 99)),
+                     "r": r, "dead": c in dead})
+    return rows
+
+
 def quantile_knots(source: np.ndarray, target: np.ndarray, knots: int = N_KNOTS,
                    keep_below: float = KEEP_BELOW, max_slope: float = MAX_SLOPE) -> tuple[np.ndarray, np.ndarray]:
     """Knots of the monotone map that carries ``source``'s values above ``keep_below`` onto ``target``'s.

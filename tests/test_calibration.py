@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from a2f_core.arkit import INDEX, MOUTH
-from a2f_core.calibration import OutputMap, fit_output_map, quantile_knots
+from a2f_core.calibration import OutputMap, channel_report, fit_output_map, quantile_knots
 from a2f_core.engine import infer, infer_naive
 from a2f_core.errors import CheckpointError
 from a2f_core.model import DualStreamModel, ModelConfig, load_checkpoint, save_checkpoint
@@ -131,3 +131,52 @@ def test_calibrate_command_fits_on_the_training_speakers_only(tmp_path):
     mapped = np.interp(x, m.output_map.x[jaw], m.output_map.y[jaw])
     assert np.array_equal(mapped[x <= 0.1], x[x <= 0.1])            # sealed and resting lips stay as they were
     assert np.all(np.diff(mapped) <= 2.0 * np.diff(x) + 1e-6)       # slope at most 2 (knots kept in float32)
+
+
+def test_channel_report_flags_outputs_the_model_no_longer_produces():
+    rng = np.random.default_rng(0)
+    teach = np.zeros((3000, 52))
+    jaw, close, blink = INDEX["jawOpen"], INDEX["mouthClose"], INDEX["eyeBlinkLeft"]
+    teach[:, jaw] = rng.uniform(0.0, 0.6, 3000)
+    teach[::10, close] = 0.3                      # up on one frame in ten
+    model = np.zeros_like(teach)
+    model[:, jaw] = 0.5 * teach[:, jaw] + 0.02    # squeezed but following
+    model[:, close] = 0.001 * rng.random(3000)    # stuck near 0
+    model[:, blink] = 0.2                         # a constant output, the teacher's is 0
+    rows = {r["name"]: r for r in channel_report(model, teach)}
+    assert len(rows) == 52
+    assert rows["jawOpen"]["r"] == pytest.approx(1.0) and not rows["jawOpen"]["dead"]
+    assert rows["jawOpen"]["teacher_p99"] == pytest.approx(np.percentile(teach[:, jaw], 99))
+    assert rows["mouthClose"]["dead"] and rows["mouthClose"]["teacher_p99"] == pytest.approx(0.3)
+    assert rows["eyeBlinkLeft"]["r"] is None and not rows["eyeBlinkLeft"]["dead"]   # nothing to follow
+    assert [n for n, r in rows.items() if r["dead"]] == ["mouthClose"]
+
+
+def test_channels_command_reports_the_shipped_model_on_the_training_speakers(tmp_path):
+    import json
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from a2f_core.model import default_checkpoint_path
+
+    src = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speech_more" / "en"
+    if not src.is_dir() or default_checkpoint_path() is None:
+        pytest.skip("needs shared/data/speech_more/en and the shipped model")
+    en = tmp_path / "data" / "speech_more" / "en"
+    en.mkdir(parents=True)
+    for stem in ["cathy_arctic_a0001", "cathy_arctic_a0019", "mfa_putty"]:
+        for ext in (".wav", ".txt"):
+            shutil.copy(src / (stem + ext), en / (stem + ext))
+    out = tmp_path / "channels.json"
+    r = subprocess.run([sys.executable, "-m", "a2f_core", "channels", "--data", str(tmp_path / "data"),
+                        "--cache", str(tmp_path / "align"), "--json", str(out), "-q"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "2 clips" in r.stdout and "jawOpen" in r.stdout and "eyeBlinkLeft" not in r.stdout
+    report = json.loads(out.read_text())
+    assert sorted(report["clips"]) == ["cathy_arctic_a0001", "cathy_arctic_a0019"]   # mfa_putty: a dev speaker
+    jaw = next(c for c in report["channels"] if c["name"] == "jawOpen")
+    assert jaw["teacher_p99"] > 0.2 and jaw["r"] > 0.2 and not jaw["dead"]
+    assert r.stdout.strip().splitlines()[-1].startswith("dead: ")
