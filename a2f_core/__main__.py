@@ -273,7 +273,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .model import ModelConfig, load_checkpoint
     from .model.checkpoint import file_sha256
     from .train import SequentialTrainer, TrainConfig, load_manifest, load_pair
-    from .train.facegood import DEV_CLIPS, CLIPS, dense_variants, load_facegood
+    from .train.facegood import DEV_CLIPS, CLIPS, dense_variants, keep_channels, load_facegood
 
     if args.position_prior and args.init:
         raise SystemExit("error: --position-prior sets how a new model starts; --init brings its own weights")
@@ -291,6 +291,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         fg = load_facegood(args.facegood, train_clips, weight=args.facegood_weight)
         if args.facegood_dense:
             fg += dense_variants(fg, Path(args.cache or args.out) / "facegood_dense", args.facegood_dense)
+        if args.facegood_channels:
+            try:
+                fg = keep_channels(fg, args.facegood_channels.split(","))
+            except ValueError as exc:
+                raise SystemExit(f"error: --facegood-channels: {exc}")
         items += fg
     if args.real:
         from .train.pseudo import load_pseudo
@@ -309,6 +314,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                            "real_skip_bilabials": bool(args.real_skip_bilabials), "pairs": args.pair or [],
                            "skip_bilabials_of": args.skip_bilabials_of or [], "leave_out": args.leave_out or [],
                            "bilabial_weight": bilabial_weight, "facegood_dense": args.facegood_dense,
+                           "facegood_channels": args.facegood_channels,
                            "weights": {"facegood": args.facegood_weight, "real": args.real_weight,
                                        "pair": args.pair_weight}}}
     if init is not None:
@@ -582,6 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
     ptr.add_argument("--facegood-dense", type=int, default=0, metavar="N",
                      help="add N denser copies of each FACEGOOD training clip: pauses cut to 0.1-0.3 s, "
                      "speed 0.9-1.2 (default 0)")
+    ptr.add_argument("--facegood-channels", metavar="NAMES",
+                     help="comma-separated: train on only these of the FACEGOOD channels (e.g. jawOpen)")
     ptr.add_argument("--real", metavar="DATA", help="data folder: pseudo-label the training speakers of "
                      "speech_more/en by PocketSphinx alignment (dev speakers are held apart)")
     ptr.add_argument("--real-weight", type=float, default=3.0)

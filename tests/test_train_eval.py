@@ -228,6 +228,22 @@ def test_facegood_mapping():
     assert mask[INDEX["jawOpen"]] == 1 and mask[INDEX["mouthClose"]] == 0 and mask[INDEX["eyeBlinkLeft"]] == 0
 
 
+def test_facegood_keep_channels_masks_the_others_out():
+    from a2f_core.train.data import TrainItem
+    from a2f_core.train.facegood import keep_channels
+
+    names = ["mouth_stretch_c", "mouth_pucker_l", "mouth_pucker_r"]
+    vals, mask = to_arkit(np.array([[0.5, 0.1, 0.3], [0.2, 0.0, 0.1]]), names)
+    item = TrainItem("clip.wav", vals, mask, 3.0, "zh", "facegood")
+    (jaw_only,) = keep_channels([item], ["jawOpen"])
+    assert jaw_only.mask.sum() == 1 and jaw_only.mask[INDEX["jawOpen"]] == 1
+    assert jaw_only.weight == 3.0 and jaw_only.target is item.target
+    assert item.mask[INDEX["mouthPucker"]] == 1                     # the original is left as it was
+    for bad in ("mouthClose", "jawopen"):                            # not captured / not a blendshape
+        with pytest.raises(ValueError, match=bad):
+            keep_channels([item], [bad])
+
+
 def test_torchrun_two_processes_keep_replicas_identical(tmp_path, speech):
     """`python -m a2f_core train` under torchrun: 2 gloo processes on CPU, DDP, one shard of files each."""
     import json

@@ -68,6 +68,21 @@ def to_arkit(labels: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarr
     return out, mask
 
 
+def keep_channels(items: list[TrainItem], names) -> list[TrainItem]:
+    """The items with every channel but ``names`` masked out of the loss (e.g. the capture's jaw alone).
+    A name the items do not supervise is an error."""
+    from dataclasses import replace
+
+    keep = np.zeros(len(ARKIT_NAMES), np.float32)
+    for n in names:
+        if n not in INDEX:
+            raise ValueError(f"{n!r} is not an ARKit blendshape")
+        if items and not all(it.mask[INDEX[n]] for it in items):
+            raise ValueError(f"{n!r} is not among the FACEGOOD channels (see `teach facegood`)")
+        keep[INDEX[n]] = 1.0
+    return [replace(it, mask=it.mask * keep) for it in items]
+
+
 def load_facegood(folder: str | Path, clips=CLIPS, weight: float = 1.0) -> list[TrainItem]:
     folder = Path(folder)
     names = column_names(folder)
