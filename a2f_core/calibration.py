@@ -26,6 +26,8 @@ from .arkit import ARKIT_NAMES, MOUTH
 N_KNOTS = 41            # quantile levels of a fitted channel (ends included)
 KEEP_BELOW = 0.10       # values up to this stay as they are: QUALITY.md's level of sealed lips
 MAX_SLOPE = 2.0         # no value moves more than twice as fast as before: steps stay at most doubled
+DEAD_SHARE = 0.1        # an output is dead when its 99th percentile is under this share of its targets' ...
+DEAD_USED = 0.05        # ... while theirs is over this (train --revive, channels)
 
 
 @dataclass
@@ -92,7 +94,8 @@ def dead_outputs(values: np.ndarray, targets: np.ndarray, on: np.ndarray | None 
     return dead
 
 
-def channel_report(values: np.ndarray, targets: np.ndarray, share: float = 0.1, used: float = 0.05) -> list[dict]:
+def channel_report(values: np.ndarray, targets: np.ndarray, share: float = DEAD_SHARE,
+                   used: float = DEAD_USED) -> list[dict]:
     """Per blendshape, how (T, 52) model ``values`` compare with the teacher's ``targets`` on the same frames:
     median and 99th percentile of each, Pearson r (None where either side is constant) and ``dead``
     (:func:`dead_outputs` with ``train --revive``'s thresholds: the model's 99th percentile under ``share``

@@ -1,5 +1,7 @@
 """The output map: quantile matching per mouth channel, kept in the checkpoint, applied by the engine."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -97,13 +99,10 @@ def test_training_from_a_calibrated_model_drops_its_map(tmp_path, speech):
     assert load_checkpoint(tmp_path / "run" / "last.pt").output_map is None
 
 
-def test_calibrate_command_fits_on_the_training_speakers_only(tmp_path):
-    """``calibrate`` reads the training speakers' clips of speech_more/en (never a dev speaker's), maps
-    the mouth channels the shipped model produces and records where the map came from."""
+def _speech_more_en(tmp_path, stems):
+    """A data folder holding these clips of shared/data/speech_more/en (wav + txt); skips without them or
+    without the shipped model."""
     import shutil
-    import subprocess
-    import sys
-    from pathlib import Path
 
     from a2f_core.model import default_checkpoint_path
 
@@ -112,13 +111,22 @@ def test_calibrate_command_fits_on_the_training_speakers_only(tmp_path):
         pytest.skip("needs shared/data/speech_more/en and the shipped model")
     en = tmp_path / "data" / "speech_more" / "en"
     en.mkdir(parents=True)
-    stems = ["cathy_arctic_a0001", "cathy_arctic_a0019", "cathy_arctic_a0037", "cathy_arctic_a0055",
-             "cathy_arctic_a0091", "mfa_putty"]
     for stem in stems:
         for ext in (".wav", ".txt"):
             shutil.copy(src / (stem + ext), en / (stem + ext))
+    return tmp_path / "data"
+
+
+def test_calibrate_command_fits_on_the_training_speakers_only(tmp_path):
+    """``calibrate`` reads the training speakers' clips of speech_more/en (never a dev speaker's), maps
+    the mouth channels the shipped model produces and records where the map came from."""
+    import subprocess
+    import sys
+
+    data = _speech_more_en(tmp_path, ["cathy_arctic_a0001", "cathy_arctic_a0019", "cathy_arctic_a0037",
+                                      "cathy_arctic_a0055", "cathy_arctic_a0091", "mfa_putty"])
     out = tmp_path / "cal.pt"
-    r = subprocess.run([sys.executable, "-m", "a2f_core", "calibrate", "--data", str(tmp_path / "data"),
+    r = subprocess.run([sys.executable, "-m", "a2f_core", "calibrate", "--data", str(data),
                         "--out", str(out), "--cache", str(tmp_path / "align"), "-q"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
@@ -154,23 +162,12 @@ def test_channel_report_flags_outputs_the_model_no_longer_produces():
 
 def test_channels_command_reports_the_shipped_model_on_the_training_speakers(tmp_path):
     import json
-    import shutil
     import subprocess
     import sys
-    from pathlib import Path
 
-    from a2f_core.model import default_checkpoint_path
-
-    src = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speech_more" / "en"
-    if not src.is_dir() or default_checkpoint_path() is None:
-        pytest.skip("needs shared/data/speech_more/en and the shipped model")
-    en = tmp_path / "data" / "speech_more" / "en"
-    en.mkdir(parents=True)
-    for stem in ["cathy_arctic_a0001", "cathy_arctic_a0019", "mfa_putty"]:
-        for ext in (".wav", ".txt"):
-            shutil.copy(src / (stem + ext), en / (stem + ext))
+    data = _speech_more_en(tmp_path, ["cathy_arctic_a0001", "cathy_arctic_a0019", "mfa_putty"])
     out = tmp_path / "channels.json"
-    r = subprocess.run([sys.executable, "-m", "a2f_core", "channels", "--data", str(tmp_path / "data"),
+    r = subprocess.run([sys.executable, "-m", "a2f_core", "channels", "--data", str(data),
                         "--cache", str(tmp_path / "align"), "--json", str(out), "-q"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr

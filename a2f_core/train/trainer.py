@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from ..arkit import ARKIT_NAMES, BROWS, CHEEKS_NOSE, EYES, INDEX, MOUTH
-from ..calibration import dead_outputs
+from ..calibration import DEAD_SHARE, DEAD_USED, dead_outputs
 from ..features.emotion import align_to_frames
 from ..model import DualStreamModel, ModelConfig, save_checkpoint
 from .data import CachedFeatures, TrainItem, fill_cache
@@ -201,7 +201,7 @@ class SequentialTrainer:
         self.step = 0
         self.log_path = self.out / "train_log.csv"
 
-    def revive_dead(self, n_items: int = 48, share: float = 0.1, used: float = 0.05) -> list[str]:
+    def revive_dead(self, n_items: int = 48, share: float = DEAD_SHARE, used: float = DEAD_USED) -> list[str]:
         """Re-initialise the decoder row of every blendshape the model no longer produces although its
         targets use it; returns their names.
 
@@ -305,6 +305,7 @@ class SequentialTrainer:
         mouth = _masked_mean(err[..., MOUTH_IDX] ** 2, w[..., MOUTH_IDX])
         wa = torch.minimum(w[..., JAW], w[..., CLOSE])
         tgt_ap = tgt[..., JAW] - tgt[..., CLOSE]
+        sealed = tgt[..., CLOSE] > SEALED                                     # the teacher seals with mouthClose
         # aperture_lips: the aperture error reaches mouthClose alone. Otherwise the quickest way to seal the
         # lips is to drop the jaw, and once it does the error is gone and mouthClose never learns (v4's did not)
         jaw, close = pred[..., JAW], pred[..., CLOSE]
@@ -315,14 +316,14 @@ class SequentialTrainer:
             # both. (Moving jawOpen alone elsewhere ran away: mouthClose rose everywhere, the jaw followed, and
             # by step 250 both sat at 0.8-0.97 on real speech with the aperture between them about right. This
             # form runs away more slowly; w_close_rest bounds it. README: what the probes did.)
-            jaw = torch.where(tgt[..., CLOSE] > SEALED, jaw.detach(), jaw)
+            jaw = torch.where(sealed, jaw.detach(), jaw)
         ap_err = (jaw - close) - tgt_ap
         mouth = mouth + _masked_mean(ap_err ** 2, wa)
         extremes = pred.new_zeros(())
         if c.w_extremes:
             # sealed lips (mouthClose up, aperture ~0: 7 % of teacher frames) and wide openings (30 %):
             # averaged with all the others, their errors teach the model to stay near the mean
-            for sel in ((tgt[..., CLOSE] > SEALED) & (tgt_ap <= 0.05), tgt_ap >= 0.25):
+            for sel in (sealed & (tgt_ap <= 0.05), tgt_ap >= 0.25):
                 extremes = extremes + _masked_mean(ap_err ** 2, wa * sel.to(wa.dtype))
         aperture_l1 = _masked_mean(ap_err.abs(), wa) if c.w_aperture_l1 else pred.new_zeros(())
         floor = pred.new_zeros(())
@@ -335,7 +336,7 @@ class SequentialTrainer:
         if c.w_close_rest:
             # averaged over frames, not frames x 52 channels: as strong as the aperture error, so mouthClose cannot
             # sit raised between closures (and an open jaw follow it up) to settle the aperture error elsewhere
-            close_rest = _masked_mean(err[..., CLOSE] ** 2, w[..., CLOSE] * (tgt[..., CLOSE] <= SEALED).to(w.dtype))
+            close_rest = _masked_mean(err[..., CLOSE] ** 2, w[..., CLOSE] * (~sealed).to(w.dtype))
         expr = _masked_mean(err[..., EXPR_IDX] ** 2, w[..., EXPR_IDX])
         dv = (pred[:, 1:] - pred[:, :-1]) - (tgt[:, 1:] - tgt[:, :-1])
         vel = _masked_mean(dv ** 2, torch.minimum(w[:, 1:], w[:, :-1]))
