@@ -209,3 +209,27 @@ def test_clipping_and_dc_offset_degrade_gracefully(shipped, speech):
         jaw = ARKIT_NAMES.index("jawOpen")
         assert np.corrcoef(got[:, jaw], clean[:, jaw])[0, 1] > 0.7
     assert np.abs(dc - clean).mean() < 0.05
+
+
+def test_shipped_model_on_real_telephone_speech():
+    """Real 8 kHz narrow-band recordings (shared/data/robustness_8k, codec2's test speech) go through the
+    file path's resampler, and the shipped model moves the jaw with the voice and rests it where the
+    voice is quiet."""
+    from pathlib import Path
+
+    from a2f_core.arkit import INDEX
+    from a2f_core.audio import audio_info, load_audio
+    from a2f_core.eval import pearson, rms_baseline
+
+    folder = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "robustness_8k"
+    wavs = sorted(folder.glob("*.wav"))
+    if not wavs:
+        pytest.skip("shared/data/robustness_8k is not here")
+    for wav in wavs:
+        seconds, rate, _ = audio_info(wav)
+        assert rate == 8000
+        jaw = infer(wav).values[:, INDEX["jawOpen"]]
+        assert len(jaw) == num_frames(round(seconds * 16000))
+        loud = rms_baseline(load_audio(wav), len(jaw)).values[:, INDEX["jawOpen"]]
+        assert pearson(jaw, loud) > 0.5, wav.name
+        assert np.percentile(jaw, 95) > 0.1 and jaw[loud < 0.05].mean() < 0.05, wav.name
