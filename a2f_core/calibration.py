@@ -12,7 +12,7 @@ dev speakers) are mapped onto the teacher's values above it on the same recordin
 alignments), with the slope capped at ``MAX_SLOPE``. The map is stored in the checkpoint
 (``output_map``), applied by the engine after the temporal smoothing and dropped when a checkpoint is
 trained further. ``python -m a2f_core calibrate`` writes a calibrated copy of a checkpoint; the shipped
-model has no map (README: what it did on the dev clips).
+model has no map (docs/EXPERIMENTS.md, "Output map": what it did on the dev clips).
 """
 from __future__ import annotations
 

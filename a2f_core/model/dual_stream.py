@@ -120,7 +120,7 @@ class DualStreamModel(nn.Module):
         gives every query ``strength`` there, the keys' content does not reach it, and the position
         term holds ``f(j) / (scale * strength)``, so ``gamma`` starts as ``f(j)`` plus the random part
         for every query. All of it is trainable; nothing in the forward pass changes. (One 1 000-step
-        run from scratch with k = 2 learnt mouthClose no better than the plain start: see the README.)
+        run from scratch with k = 2 learnt mouthClose no better than the plain start: see docs/EXPERIMENTS.md.)
         """
         c = self.cfg
         scale = 1.0 / math.sqrt(c.d_head)
