@@ -1,7 +1,5 @@
 """The output map: quantile matching per mouth channel, kept in the checkpoint, applied by the engine."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -11,6 +9,8 @@ from a2f_core.calibration import OutputMap, channel_report, fit_output_map, quan
 from a2f_core.engine import infer, infer_naive
 from a2f_core.errors import CheckpointError
 from a2f_core.model import DualStreamModel, ModelConfig, load_checkpoint, save_checkpoint
+
+from .conftest import DATA
 
 
 def test_quantile_knots_carry_one_distribution_onto_another_above_the_sealed_level():
@@ -106,7 +106,7 @@ def _speech_more_en(tmp_path, stems):
 
     from a2f_core.model import default_checkpoint_path
 
-    src = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speech_more" / "en"
+    src = DATA / "speech_more" / "en"
     if not src.is_dir() or default_checkpoint_path() is None:
         pytest.skip("needs shared/data/speech_more/en and the shipped model")
     en = tmp_path / "data" / "speech_more" / "en"

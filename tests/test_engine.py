@@ -7,6 +7,8 @@ from a2f_core.engine import StreamingEngine, default_threads, infer, infer_naive
 from a2f_core.features.mel import num_frames
 from tests.troubleshooting import rows
 
+from .conftest import DATA
+
 
 def test_engine_equals_naive_per_frame_forward(model, speech):
     x = speech[: int(16000 * 2.5)]
@@ -215,14 +217,11 @@ def test_shipped_model_on_real_telephone_speech(shipped):
     """Real 8 kHz narrow-band recordings (shared/data/robustness_8k, codec2's test speech) go through the
     file path's resampler, and the shipped model moves the jaw with the voice and rests it where the
     voice is quiet."""
-    from pathlib import Path
-
     from a2f_core.arkit import INDEX
     from a2f_core.audio import audio_info, load_audio
     from a2f_core.eval import pearson, rms_baseline
 
-    folder = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "robustness_8k"
-    wavs = sorted(folder.glob("*.wav"))
+    wavs = sorted((DATA / "robustness_8k").glob("*.wav"))
     if not wavs:
         pytest.skip("shared/data/robustness_8k is not here")
     for wav in wavs:

@@ -315,7 +315,7 @@ class SequentialTrainer:
             # aperture_split: where the teacher seals with mouthClose the error moves mouthClose alone, elsewhere
             # both. (Moving jawOpen alone elsewhere ran away: mouthClose rose everywhere, the jaw followed, and
             # by step 250 both sat at 0.8-0.97 on real speech with the aperture between them about right. This
-            # form runs away more slowly; w_close_rest bounds it. README: what the probes did.)
+            # form runs away more slowly; w_close_rest bounds it. docs/EXPERIMENTS.md: what the probes did.)
             jaw = torch.where(sealed, jaw.detach(), jaw)
         ap_err = (jaw - close) - tgt_ap
         mouth = mouth + _masked_mean(ap_err ** 2, wa)
