@@ -416,6 +416,19 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare, format_rows, load_run
+
+    groups = [g for g in args.groups.split(",") if g] if args.groups else None
+    rows = compare([load_run(p) for p in args.base], [load_run(p) for p in args.new], system=args.system,
+                   groups=groups, resamples=args.resamples, seed=args.seed)
+    print(format_rows(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"base": args.base, "new": args.new, "system": args.system,
+                                               "rows": rows}, indent=1))
+    return 0
+
+
 TEACHER_VOICES = ("espeak-ng", "piper", "festival", "kokoro")   # a teach build manifest's ``source`` values
 
 
@@ -550,6 +563,19 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--phone-band", action="store_true",
                     help="every clip as a telephone carries it (8 kHz, nothing above 4 kHz); groups named ..._8k")
     pe.set_defaults(func=_cmd_eval)
+
+    pcm = sub.add_parser("compare", help="paired differences between two sets of eval results on the same "
+                         "clips, with bootstrap intervals and a sign test on the bilabials")
+    pcm.add_argument("base", nargs="+", help="the reference's eval.json (or its folder), one per seed")
+    pcm.add_argument("--vs", dest="new", nargs="+", required=True, metavar="EVAL",
+                     help="the candidate's eval.json (or its folder), one per seed")
+    pcm.add_argument("--system", default="model", choices=("model", "rms_baseline", "teacher"),
+                     help="which system of the results to compare (default: model)")
+    pcm.add_argument("--groups", help="comma-separated groups, e.g. real_ja,real_other (default: all)")
+    pcm.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    pcm.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    pcm.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    pcm.set_defaults(func=_cmd_compare)
 
     pcal = sub.add_parser("calibrate", help="fit a monotone output map per mouth blendshape on the training "
                           "speakers' real English and write the checkpoint with it")

@@ -72,6 +72,7 @@ def phone_measures(values: np.ndarray, phones: list[tuple[str, float, float]]) -
     mouth = [INDEX[m] for m in MOUTH]
     return {
         "bilabials": len(closed),
+        "closed_each": [int(c) for c in closed],   # in phone order, for ``compare``'s paired test
         "closure_rate": float(np.mean(closed)) if closed else None,
         "open_vowel_aperture": float(np.mean(open_ap)) if open_ap else None,
         "open_to_bilabial": float(np.mean(open_ap) / max(np.mean(bil_ap), 1e-3)) if open_ap and bil_ap else None,

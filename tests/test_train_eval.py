@@ -208,7 +208,7 @@ def test_phone_measures():
     phones = [("SIL", 0.0, 0.3), ("M", 0.34, 0.40), ("AA", 0.5, 0.9), ("UW", 1.0, 1.3), ("IY", 1.4, 1.7),
               ("B", 1.72, 1.78)]
     m = phone_measures(vals, phones)
-    assert m["bilabials"] == 2 and m["closure_rate"] == 0.5
+    assert m["bilabials"] == 2 and m["closure_rate"] == 0.5 and m["closed_each"] == [1, 0]
     assert m["open_vowel_aperture"] == 0.5 and m["rounding_ratio"] > 1.5
     assert m["rest_in_silence"] == 0.0   # jaw open during the 300 ms pause
 
