@@ -85,6 +85,8 @@ def compare(base: list[dict], new: list[dict], system: str = "model", groups=Non
     measure both sides have; ``base`` and ``new`` are lists of ``eval`` results (one per seed)."""
     if not base or not new:
         raise A2FError("compare needs at least one eval result on each side")
+    if resamples < 1:
+        raise A2FError(f"--resamples {resamples}: give a positive number (2000 is plenty)")
     a, b = _side(base, system), _side(new, system)
     shared = sorted(set(a) & set(b))
     if not shared:

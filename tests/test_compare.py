@@ -91,6 +91,8 @@ def test_mismatched_runs_are_refused():
         compare([base], [result({"c0": [1, 0, 1], "c1": [1]})])
     with pytest.raises(A2FError, match="real_zh.*real_ja"):
         compare([base], [base], groups=["real_zh"])
+    with pytest.raises(A2FError, match="--resamples 0"):
+        compare([base], [base], resamples=0)
     with pytest.raises(A2FError, match="share no clip"):
         compare([base], [result({"other": [1]})])
 
