@@ -1,6 +1,6 @@
 """``python -m a2f_core compare``: is one model's evaluation better than another's, or is it noise?
 
-The real dev groups are small (41 Japanese bilabials, 11 clips), so a closure or two either way is
+The real dev groups are small (41 Japanese bilabials in 9 clips), so a closure or two either way is
 within what a different seed gives. This pairs two sets of ``eval`` runs clip by clip (each side one
 run per seed; the seeds' figures are averaged per clip first) and, for every group and measure,
 reports the difference candidate - reference with a 95 % bootstrap interval over the group's clips
