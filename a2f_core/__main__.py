@@ -301,7 +301,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from .train.pseudo import load_pseudo
 
         items += load_pseudo(args.real, Path(args.cache) / "align" if args.cache else None, args.real_weight,
-                             skip_bilabials=args.real_skip_bilabials)
+                             skip_bilabials=args.real_skip_bilabials, open_vowels_only=args.real_open_vowels_only)
     for pair in args.pair or []:
         audio, curves = pair.split(",", 1)
         items.append(load_pair(audio, curves, weight=args.pair_weight))
@@ -311,7 +311,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                          if getattr(args, f.name, None) is not None})
     init = load_checkpoint(args.init) if args.init else None
     provenance = {"data": {"manifests": args.manifest or [], "facegood": args.facegood, "real": args.real,
-                           "real_skip_bilabials": bool(args.real_skip_bilabials), "pairs": args.pair or [],
+                           "real_skip_bilabials": bool(args.real_skip_bilabials),
+                           "real_open_vowels_only": bool(args.real_open_vowels_only), "pairs": args.pair or [],
                            "skip_bilabials_of": args.skip_bilabials_of or [], "leave_out": args.leave_out or [],
                            "bilabial_weight": bilabial_weight, "facegood_dense": args.facegood_dense,
                            "facegood_channels": args.facegood_channels,
@@ -621,9 +622,13 @@ def build_parser() -> argparse.ArgumentParser:
     ptr.add_argument("--real", metavar="DATA", help="data folder: pseudo-label the training speakers of "
                      "speech_more/en by PocketSphinx alignment (dev speakers are held apart)")
     ptr.add_argument("--real-weight", type=float, default=3.0)
-    ptr.add_argument("--real-skip-bilabials", action="store_true",
-                     help="leave the pseudo-labels' frames around p/b/m unsupervised (their timing is the "
-                     "alignment's weakest)")
+    real_frames = ptr.add_mutually_exclusive_group()
+    real_frames.add_argument("--real-skip-bilabials", action="store_true",
+                             help="leave the pseudo-labels' frames around p/b/m unsupervised (their timing is "
+                             "the alignment's weakest)")
+    real_frames.add_argument("--real-open-vowels-only", action="store_true",
+                             help="supervise only the pseudo-labels' open vowels (AA AE AH AO AW AY): real voices "
+                             "teach how wide to open and nothing else")
     ptr.add_argument("--pair", action="append", help="AUDIO,CURVES of your own capture (repeatable)")
     ptr.add_argument("--pair-weight", type=float, default=3.0)
     ptr.add_argument("--out", required=True, help="output folder (last.pt, train_log.csv)")

@@ -85,6 +85,17 @@ def test_pseudo_labels_can_leave_bilabials_to_the_synthetic_data():
     assert w[21:27].all() and w[:12].all() and w[36:].all()
 
 
+def test_pseudo_labels_can_teach_only_the_open_vowels():
+    from a2f_core.train.pseudo import open_vowel_frames_only
+
+    phones = [("SIL", 0.0, 0.5), ("B", 0.5, 0.6), ("AA1", 0.6, 0.9), ("ah0", 0.9, 1.0), ("m", 1.0, 1.1),
+              ("IY1", 1.1, 1.3), ("SIL", 1.3, 1.4)]
+    w = open_vowel_frames_only(phones, 42)
+    # AA1 covers frames 18-26, ah0 (stress and case aside) 27-29; the rest, IY included, is unsupervised
+    assert set(np.flatnonzero(w)) == set(range(18, 30))
+    assert set(np.unique(w)) == {0.0, 1.0}
+
+
 def test_manifest_can_leave_one_voices_bilabials_unsupervised(tmp_path):
     """--skip-bilabials-of piper: the Piper clips lose the frames around p/b/m, espeak-ng clips keep all;
     --leave-out piper: no Piper clip is read."""

@@ -40,6 +40,21 @@ def bilabial_frames_off(phones: list[tuple[str, float, float]], n: int, pad: int
     return w
 
 
+def open_vowel_frames_only(phones: list[tuple[str, float, float]], n: int) -> np.ndarray:
+    """Per-frame weights (n,) that are 1 inside open vowels (``eval.OPEN_VOWELS``) and 0 elsewhere.
+
+    The pseudo-labels then teach only how wide real voices open, where the teacher opens widest and a
+    frame early or late matters least; closures, rounding and rest stay the synthetic data's to teach.
+    """
+    from ..eval import OPEN_VOWELS, _frames, phone_base
+
+    w = np.zeros(n, np.float32)
+    for seg in phones:
+        if phone_base(seg[0]) in OPEN_VOWELS:
+            w[_frames(seg, n, 0)] = 1.0
+    return w
+
+
 def training_speakers(data: str | Path, cache: str | Path | None = None):
     """(wav, phones, 16 kHz audio, teacher curves) for each aligned clip of the training speakers of
     ``speech_more/en`` (``REAL_TRAIN_SOURCES``; the other speakers are dev), in file order."""
@@ -53,13 +68,20 @@ def training_speakers(data: str | Path, cache: str | Path | None = None):
 
 
 def load_pseudo(data: str | Path, cache: str | Path | None = None, weight: float = 1.0,
-                skip_bilabials: bool = False) -> list[TrainItem]:
+                skip_bilabials: bool = False, open_vowels_only: bool = False) -> list[TrainItem]:
     """Pseudo-labelled training speakers; ``skip_bilabials``: leave the frames around p/b/m unsupervised
-    (:func:`bilabial_frames_off`), so the synthetic data alone teaches the closures."""
+    (:func:`bilabial_frames_off`), so the synthetic data alone teaches the closures; ``open_vowels_only``:
+    supervise nothing but the open vowels (:func:`open_vowel_frames_only`)."""
+    if skip_bilabials and open_vowels_only:
+        raise ValueError("skip_bilabials and open_vowels_only exclude each other")
     items = []
     for wav, phones, _, curves in training_speakers(data, cache):
         n = len(curves.values)
+        fw = None
+        if skip_bilabials:
+            fw = bilabial_frames_off(phones, n)
+        elif open_vowels_only:
+            fw = open_vowel_frames_only(phones, n)
         items.append(TrainItem(str(wav), curves.values.astype(np.float32), np.ones(52, np.float32), weight,
-                               "en", "pseudo", {"id": wav.stem},
-                               frame_weight=bilabial_frames_off(phones, n) if skip_bilabials else None))
+                               "en", "pseudo", {"id": wav.stem}, frame_weight=fw))
     return items
