@@ -300,8 +300,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.real:
         from .train.pseudo import load_pseudo
 
+        anchor = load_checkpoint(args.real_anchor) if args.real_anchor else None
         items += load_pseudo(args.real, Path(args.cache) / "align" if args.cache else None, args.real_weight,
-                             skip_bilabials=args.real_skip_bilabials, open_vowels_only=args.real_open_vowels_only)
+                             skip_bilabials=args.real_skip_bilabials, open_vowels_only=args.real_open_vowels_only,
+                             anchor=anchor)
     for pair in args.pair or []:
         audio, curves = pair.split(",", 1)
         items.append(load_pair(audio, curves, weight=args.pair_weight))
@@ -312,7 +314,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     init = load_checkpoint(args.init) if args.init else None
     provenance = {"data": {"manifests": args.manifest or [], "facegood": args.facegood, "real": args.real,
                            "real_skip_bilabials": bool(args.real_skip_bilabials),
-                           "real_open_vowels_only": bool(args.real_open_vowels_only), "pairs": args.pair or [],
+                           "real_open_vowels_only": bool(args.real_open_vowels_only),
+                           "real_anchor": args.real_anchor, "pairs": args.pair or [],
                            "skip_bilabials_of": args.skip_bilabials_of or [], "leave_out": args.leave_out or [],
                            "bilabial_weight": bilabial_weight, "facegood_dense": args.facegood_dense,
                            "facegood_channels": args.facegood_channels,
@@ -629,6 +632,9 @@ def build_parser() -> argparse.ArgumentParser:
     real_frames.add_argument("--real-open-vowels-only", action="store_true",
                              help="supervise only the pseudo-labels' open vowels (AA AE AH AO AW AY): real voices "
                              "teach how wide to open and nothing else")
+    real_frames.add_argument("--real-anchor", metavar="CKPT",
+                             help="keep the pseudo-labels' open vowels and make every other frame's target "
+                             "CKPT's own output (e.g. the --init model): wider vowels, the rest held")
     ptr.add_argument("--pair", action="append", help="AUDIO,CURVES of your own capture (repeatable)")
     ptr.add_argument("--pair-weight", type=float, default=3.0)
     ptr.add_argument("--out", required=True, help="output folder (last.pt, train_log.csv)")

@@ -96,6 +96,24 @@ def test_pseudo_labels_can_teach_only_the_open_vowels():
     assert set(np.unique(w)) == {0.0, 1.0}
 
 
+def test_anchored_pseudo_labels_keep_the_teacher_on_open_vowels_and_the_anchor_elsewhere(speech):
+    from a2f_core.engine import infer
+    from a2f_core.train.pseudo import anchored_targets
+
+    torch.manual_seed(0)
+    anchor = DualStreamModel().eval()
+    audio = speech[:32000]                                      # 2 s: 60 frames
+    n = 60
+    teacher = np.full((n, 52), 0.75, np.float32)
+    phones = [("SIL", 0.0, 0.5), ("P", 0.5, 0.6), ("AE1", 0.6, 1.0), ("M", 1.0, 1.1), ("SIL", 1.1, 2.0)]
+    out = anchored_targets(teacher, phones, audio, anchor)
+    mine = infer(audio, anchor, rate=16000).values[:n]
+    assert out.shape == (n, 52)
+    assert np.array_equal(out[18:30], teacher[18:30])           # AE1: frames 18-29
+    rest = np.r_[0:18, 30:n]
+    assert np.allclose(out[rest], mine[rest], atol=1e-6) and not np.allclose(out[rest], 0.75)
+
+
 def test_manifest_can_leave_one_voices_bilabials_unsupervised(tmp_path):
     """--skip-bilabials-of piper: the Piper clips lose the frames around p/b/m, espeak-ng clips keep all;
     --leave-out piper: no Piper clip is read."""

@@ -68,20 +68,49 @@ def training_speakers(data: str | Path, cache: str | Path | None = None):
 
 
 def load_pseudo(data: str | Path, cache: str | Path | None = None, weight: float = 1.0,
-                skip_bilabials: bool = False, open_vowels_only: bool = False) -> list[TrainItem]:
+                skip_bilabials: bool = False, open_vowels_only: bool = False, anchor=None) -> list[TrainItem]:
     """Pseudo-labelled training speakers; ``skip_bilabials``: leave the frames around p/b/m unsupervised
     (:func:`bilabial_frames_off`), so the synthetic data alone teaches the closures; ``open_vowels_only``:
-    supervise nothing but the open vowels (:func:`open_vowel_frames_only`)."""
-    if skip_bilabials and open_vowels_only:
-        raise ValueError("skip_bilabials and open_vowels_only exclude each other")
+    supervise nothing but the open vowels (:func:`open_vowel_frames_only`); ``anchor`` (a model): keep the
+    teacher's curves on the open vowels only and take the anchor's own output on every other frame
+    (:func:`anchored_targets`). At most one of the three."""
+    if sum(map(bool, (skip_bilabials, open_vowels_only, anchor is not None))) > 1:
+        raise ValueError("skip_bilabials, open_vowels_only and anchor exclude each other")
     items = []
-    for wav, phones, _, curves in training_speakers(data, cache):
-        n = len(curves.values)
+    for wav, phones, audio, curves in training_speakers(data, cache):
+        values = curves.values.astype(np.float32)
+        n = len(values)
         fw = None
         if skip_bilabials:
             fw = bilabial_frames_off(phones, n)
         elif open_vowels_only:
             fw = open_vowel_frames_only(phones, n)
-        items.append(TrainItem(str(wav), curves.values.astype(np.float32), np.ones(52, np.float32), weight,
+        elif anchor is not None:
+            values = anchored_targets(values, phones, audio, anchor)
+        items.append(TrainItem(str(wav), values, np.ones(52, np.float32), weight,
                                "en", "pseudo", {"id": wav.stem}, frame_weight=fw))
     return items
+
+
+def anchored_targets(teacher: np.ndarray, phones: list[tuple[str, float, float]], audio: np.ndarray,
+                     anchor) -> np.ndarray:
+    """Targets (n, 52) that are the teacher's on open vowels and ``anchor``'s own output (16 kHz ``audio``,
+    without its output map) everywhere else.
+
+    Pseudo-labels on all frames teach real voices to close less (their p/b/m timing is the alignment's
+    weakest); on open vowels alone (:func:`open_vowel_frames_only`) they teach real voices to open more
+    everywhere, p/b/m included. Anchored, the frames the teacher does not teach hold the anchor model
+    (e.g. the ``--init`` model, which closes real p/b/m) to what it already does.
+    """
+    from ..engine import infer
+
+    n = len(teacher)
+    saved, anchor.output_map = anchor.output_map, None
+    try:
+        mine = infer(audio, anchor, rate=16000).values[:n].astype(np.float32)
+    finally:
+        anchor.output_map = saved
+    if len(mine) < n:
+        raise ValueError(f"anchor gave {len(mine)} frames for {n}")
+    keep = open_vowel_frames_only(phones, n)[:, None] > 0
+    return np.where(keep, teacher, mine)
