@@ -281,6 +281,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise SystemExit("error: --aperture-lips and --aperture-split are two ways to route the lip aperture error; give one")
     if (args.revive_from or args.revive_no_l1) and not args.revive:
         raise SystemExit("error: --revive-from and --revive-no-l1 act on the channels --revive brings back; add --revive")
+    if (args.real_skip_bilabials or args.real_open_vowels_only or args.real_anchor) and not args.real:
+        raise SystemExit("error: --real-skip-bilabials, --real-open-vowels-only and --real-anchor choose the frames of "
+                         "--real's pseudo-labels; add --real DATA")
+    if args.real_anchor and not Path(args.real_anchor).is_file():
+        raise SystemExit(f"error: --real-anchor {args.real_anchor}: no such checkpoint")
     bilabial_weight = dict(args.bilabial_weight or [])
     items = []
     for m in args.manifest or []:

@@ -564,6 +564,15 @@ def test_train_refuses_switches_that_clash_or_would_do_nothing(tmp_path):
     for switch in (["--revive-from", "jawOpen"], ["--revive-no-l1"]):
         with pytest.raises(SystemExit, match="add --revive"):
             main(["train", "--manifest", str(tmp_path / "m.jsonl"), "--out", str(tmp_path / "o"), *switch])
+    for switch in (["--real-skip-bilabials"], ["--real-open-vowels-only"], ["--real-anchor", "v4.pt"]):
+        with pytest.raises(SystemExit, match="add --real DATA"):
+            main(["train", "--manifest", str(tmp_path / "m.jsonl"), "--out", str(tmp_path / "o"), *switch])
+    with pytest.raises(SystemExit, match="no such checkpoint"):
+        main(["train", "--manifest", str(tmp_path / "m.jsonl"), "--out", str(tmp_path / "o"),
+              "--real", str(tmp_path), "--real-anchor", str(tmp_path / "missing.pt")])
+    with pytest.raises(SystemExit):       # argparse: the frame choices exclude each other
+        main(["train", "--manifest", str(tmp_path / "m.jsonl"), "--out", str(tmp_path / "o"),
+              "--real", str(tmp_path), "--real-open-vowels-only", "--real-skip-bilabials"])
 
 
 def test_close_rest_holds_mouth_close_down_only_where_the_teacher_does_not_seal():
