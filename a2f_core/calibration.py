@@ -160,6 +160,17 @@ def fit_output_map(model_values: np.ndarray, teacher_values: np.ndarray, channel
     return OutputMap(x, y)
 
 
+def raw_outputs(model, audio: np.ndarray, n: int) -> np.ndarray:
+    """The model's first ``n`` frames on 16 kHz ``audio``, without any output map of its own (restored after)."""
+    from .engine import infer
+
+    saved, model.output_map = model.output_map, None
+    try:
+        return infer(audio, model, rate=16000).values[:n]
+    finally:
+        model.output_map = saved
+
+
 def real_training_pairs(data: str | Path, model, cache: str | Path | None = None,
                         progress: bool = True) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(model frames, teacher frames, clip ids) over the training speakers' real English recordings
@@ -167,7 +178,6 @@ def real_training_pairs(data: str | Path, model, cache: str | Path | None = None
 
     The model runs without any output map of its own, so a map is always fitted on raw outputs.
     """
-    from .engine import infer
     from .train.pseudo import REAL_TRAIN_SOURCES, training_speakers
 
     clips = list(training_speakers(data, cache))
@@ -176,19 +186,14 @@ def real_training_pairs(data: str | Path, model, cache: str | Path | None = None
 
         raise A2FError(f"{data}: no aligned recordings of the training speakers "
                        f"({', '.join(REAL_TRAIN_SOURCES)}) under speech_more/en")
-    saved, model.output_map = model.output_map, None
     mine, teach, ids = [], [], []
-    try:
-        it = clips
-        if progress:
-            from tqdm import tqdm
+    it = clips
+    if progress:
+        from tqdm import tqdm
 
-            it = tqdm(clips, desc="calibrate", unit="clip", leave=False)
-        for wav, _, audio, curves in it:
-            n = len(curves.values)
-            mine.append(infer(audio, model, rate=16000).values[:n])
-            teach.append(curves.values)
-            ids.append(wav.stem)
-    finally:
-        model.output_map = saved
+        it = tqdm(clips, desc="calibrate", unit="clip", leave=False)
+    for wav, _, audio, curves in it:
+        mine.append(raw_outputs(model, audio, len(curves.values)))
+        teach.append(curves.values)
+        ids.append(wav.stem)
     return np.concatenate(mine), np.concatenate(teach), ids

@@ -24,6 +24,17 @@ def source_of(wav: str | Path) -> str:
     return Path(wav).stem.split("_")[0]
 
 
+def _phone_frames(phones: list[tuple[str, float, float]], n: int, bases, pad: int) -> np.ndarray:
+    """(n,) bool: the frames of every phone in ``bases`` (stress and case aside), ``pad`` frames either side."""
+    from ..eval import _frames, phone_base
+
+    hit = np.zeros(n, bool)
+    for seg in phones:
+        if phone_base(seg[0]) in bases:
+            hit[_frames(seg, n, pad)] = True
+    return hit
+
+
 def bilabial_frames_off(phones: list[tuple[str, float, float]], n: int, pad: int = 2) -> np.ndarray:
     """Per-frame weights (n,) that are 0 on every p/b/m segment and ``pad`` frames either side, 1 elsewhere.
 
@@ -31,13 +42,9 @@ def bilabial_frames_off(phones: list[tuple[str, float, float]], n: int, pad: int
     teaches the model to half-close across the whole neighbourhood, which is what fails the closure rate.
     Without those frames the pseudo-labels still teach how wide real voices open and round.
     """
-    from ..eval import BILABIAL, _frames, phone_base
+    from ..eval import BILABIAL
 
-    w = np.ones(n, np.float32)
-    for seg in phones:
-        if phone_base(seg[0]) in BILABIAL:
-            w[_frames(seg, n, pad)] = 0.0
-    return w
+    return (~_phone_frames(phones, n, BILABIAL, pad)).astype(np.float32)
 
 
 def open_vowel_frames_only(phones: list[tuple[str, float, float]], n: int) -> np.ndarray:
@@ -46,13 +53,9 @@ def open_vowel_frames_only(phones: list[tuple[str, float, float]], n: int) -> np
     The pseudo-labels then teach only how wide real voices open, where the teacher opens widest and a
     frame early or late matters least; closures, rounding and rest stay the synthetic data's to teach.
     """
-    from ..eval import OPEN_VOWELS, _frames, phone_base
+    from ..eval import OPEN_VOWELS
 
-    w = np.zeros(n, np.float32)
-    for seg in phones:
-        if phone_base(seg[0]) in OPEN_VOWELS:
-            w[_frames(seg, n, 0)] = 1.0
-    return w
+    return _phone_frames(phones, n, OPEN_VOWELS, 0).astype(np.float32)
 
 
 def training_speakers(data: str | Path, cache: str | Path | None = None):
@@ -102,15 +105,11 @@ def anchored_targets(teacher: np.ndarray, phones: list[tuple[str, float, float]]
     everywhere, p/b/m included. Anchored, the frames the teacher does not teach hold the anchor model
     (e.g. the ``--init`` model, which closes real p/b/m) to what it already does.
     """
-    from ..engine import infer
+    from ..calibration import raw_outputs
+    from ..eval import OPEN_VOWELS
 
     n = len(teacher)
-    saved, anchor.output_map = anchor.output_map, None
-    try:
-        mine = infer(audio, anchor, rate=16000).values[:n].astype(np.float32)
-    finally:
-        anchor.output_map = saved
+    mine = raw_outputs(anchor, audio, n).astype(np.float32)
     if len(mine) < n:
         raise ValueError(f"anchor gave {len(mine)} frames for {n}")
-    keep = open_vowel_frames_only(phones, n)[:, None] > 0
-    return np.where(keep, teacher, mine)
+    return np.where(_phone_frames(phones, n, OPEN_VOWELS, 0)[:, None], teacher, mine)
