@@ -286,6 +286,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
                          "--real's pseudo-labels; add --real DATA")
     if args.real_anchor and not Path(args.real_anchor).is_file():
         raise SystemExit(f"error: --real-anchor {args.real_anchor}: no such checkpoint")
+    if args.seal_tolerance is not None and args.seal_tolerance < 0:
+        raise SystemExit(f"error: --seal-tolerance {args.seal_tolerance}: give 0 frames or more")
+    if args.seal_level is not None and not 0 <= args.seal_level < 1:
+        raise SystemExit(f"error: --seal-level {args.seal_level}: give a lip aperture from 0 up to (not incl.) 1")
     bilabial_weight = dict(args.bilabial_weight or [])
     items = []
     for m in args.manifest or []:
@@ -314,6 +318,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         items.append(load_pair(audio, curves, weight=args.pair_weight))
     if not items:
         raise SystemExit("error: no training data: give --manifest, --facegood or --pair")
+    if args.w_seal and not any(i.seal is not None for i in items):
+        raise SystemExit("error: --w-seal needs phone timings: give a --manifest or --real (FACEGOOD and --pair "
+                         "captures have none)")
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)
                          if getattr(args, f.name, None) is not None})
     init = load_checkpoint(args.init) if args.init else None
@@ -656,6 +663,12 @@ def build_parser() -> argparse.ArgumentParser:
     ptr.add_argument("--checkpoint-every", type=int)
     for w in ("mse", "l1", "mouth", "expr", "velocity", "smooth", "extremes", "aperture-l1", "floor", "close-rest"):
         ptr.add_argument(f"--w-{w}", type=float, help=f"loss weight of the {w} term")
+    ptr.add_argument("--w-seal", type=float, help="loss weight of the seal term: near each p/b/m of the teacher's "
+                     "and the pseudo-labels' phones the lips must close on some frame (default 0, off)")
+    ptr.add_argument("--seal-tolerance", type=int, metavar="FRAMES",
+                     help="seal term: frames either side of a p/b/m where its closure may fall (default 2)")
+    ptr.add_argument("--seal-level", type=float, metavar="APERTURE",
+                     help="seal term: the lip aperture that counts as closed (default 0.05)")
     ptr.add_argument("--spec-aug", type=float, metavar="SHARE",
                      help="share of stretches given a random channel colour and speaker size (default 0)")
     ptr.add_argument("--revive", action="store_true", default=None,

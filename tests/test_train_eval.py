@@ -197,6 +197,67 @@ def test_extremes_term_averages_closed_and_open_frames_each_alone():
     assert expected > 1.5 * float((ap_err ** 2).mean())
 
 
+def test_seal_term_asks_for_a_closure_near_each_bilabial_not_on_its_frames():
+    """--w-seal: on each p/b/m frame the lowest aperture within seal_tolerance frames, squared above seal_level."""
+    J, C = INDEX["jawOpen"], INDEX["mouthClose"]
+    pred = torch.full((1, 40, 52), 0.3)
+    pred[0, :, C] = 0.0
+    tgt, w = torch.zeros_like(pred), torch.ones_like(pred)
+    seal = torch.zeros(1, 40)
+    seal[0, 10:13] = 1.0                      # a p/b/m on frames 10-12
+    seal[0, 36:] = -1.0                       # padding past the file's end
+    cfg, cfg0 = TrainConfig(w_seal=1.0, seal_tolerance=2, seal_level=0.05), TrainConfig()
+
+    def seal_part(p, s=seal):
+        return float(SequentialTrainer.loss(_bare(cfg), p, tgt, w, seal=s)[0]
+                     - SequentialTrainer.loss(_bare(cfg0), p, tgt, w, seal=s)[0])
+
+    assert seal_part(pred) == pytest.approx(0.25 ** 2, abs=1e-6)   # open throughout: (0.3 - 0.05)^2
+    late = pred.clone()
+    late[0, 13, J] = 0.0                      # closed a frame after the phone: frames 11 and 12 see it, 10 does not
+    assert seal_part(late) == pytest.approx(0.25 ** 2 / 3, abs=1e-6)
+    late[0, 8, J] = 0.02                      # and 2 frames before it, under the level: sealed everywhere
+    assert seal_part(late) == pytest.approx(0.0, abs=1e-7)
+    # the gradient goes to the most nearly closed frame near the p/b/m, through jawOpen and mouthClose both
+    near = pred.clone()
+    near[0, 13, J] = 0.1
+
+    def seal_grad(c):
+        z = near.clone().requires_grad_(True)
+        SequentialTrainer.loss(_bare(c), z, tgt, w, seal=seal)[0].backward()
+        return z.grad[0]
+
+    g = seal_grad(cfg) - seal_grad(cfg0)
+    assert float(g[13, J]) > 0 and float(g[13, C]) < 0
+    assert g[:8].abs().max() == 0 and g[15:].abs().max() == 0
+    # padding is never taken for the closure, and a batch with no p/b/m adds nothing
+    pad = pred.clone()
+    pad[0, 36:, J] = 0.0
+    s2 = seal.clone()
+    s2[0, 10:13], s2[0, 34:36] = 0.0, 1.0
+    assert seal_part(pad, s2) == pytest.approx(0.25 ** 2, abs=1e-6)
+    assert seal_part(pred, torch.zeros(1, 40)) == 0.0
+
+
+def test_seal_frames_come_from_the_phones_of_teacher_and_pseudo_labelled_clips(tmp_path, speech):
+    """Items carry their p/b/m frames (TrainItem.seal); sample_batch hands them over, padding marked -1."""
+    from a2f_core.train.pseudo import bilabial_frames
+
+    phones = [("SIL", 0.0, 0.5), ("B", 0.5, 0.6), ("AA1", 0.6, 0.9), ("m", 1.0, 1.1)]
+    seal = bilabial_frames(phones, 40)
+    assert np.flatnonzero(seal).tolist() == [15, 16, 17, 30, 31, 32]
+    item = tiny_pairs(tmp_path, speech, n=1)[0]
+    T = len(item.target)
+    item.seal = np.zeros(T, bool)
+    item.seal[20:23] = True
+    tr = SequentialTrainer([item], tmp_path / "run", TrainConfig(steps=1, batch=2, stretch=T + 5, warmup=1),
+                           ModelConfig(), progress=False)
+    got = tr.sample_batch()[5].numpy()
+    assert got.shape == (2, T + 5)
+    assert np.array_equal(got[:, :T], np.broadcast_to(item.seal, (2, T)).astype(np.float32))
+    assert (got[:, T:] == -1).all()
+
+
 def test_aperture_l1_term_is_the_mean_absolute_aperture_error_and_pulls_to_the_median():
     """--w-aperture-l1 adds mean |aperture error|; its minimiser over a constant prediction is the median."""
     J, C = INDEX["jawOpen"], INDEX["mouthClose"]
@@ -573,6 +634,20 @@ def test_train_refuses_switches_that_clash_or_would_do_nothing(tmp_path):
     with pytest.raises(SystemExit):       # argparse: the frame choices exclude each other
         main(["train", "--manifest", str(tmp_path / "m.jsonl"), "--out", str(tmp_path / "o"),
               "--real", str(tmp_path), "--real-open-vowels-only", "--real-skip-bilabials"])
+    for switch, msg in ((["--seal-tolerance", "-1"], "0 frames or more"), (["--seal-level", "1.5"], "up to")):
+        with pytest.raises(SystemExit, match=msg):
+            main(["train", "--manifest", str(tmp_path / "m.jsonl"), "--out", str(tmp_path / "o"), *switch])
+
+
+def test_train_refuses_the_seal_term_without_phone_timings(tmp_path, speech):
+    """--w-seal on captures alone (no teacher manifest, no --real) would do nothing: a one-line error."""
+    from a2f_core.__main__ import main
+
+    tiny_pairs(tmp_path, speech, n=1)
+    with pytest.raises(SystemExit, match="needs phone timings"):
+        main(["train", "--pair", f"{tmp_path / 'a0.wav'},{tmp_path / 'a0.csv'}", "--out", str(tmp_path / "o"),
+              "--w-seal", "3"])
+    assert not (tmp_path / "o").exists()
 
 
 def test_close_rest_holds_mouth_close_down_only_where_the_teacher_does_not_seal():

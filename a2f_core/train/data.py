@@ -35,6 +35,7 @@ class TrainItem:
     source: str = ""
     meta: dict = field(default_factory=dict)
     frame_weight: np.ndarray | None = None  # (T,) per-frame weight (0: frame not supervised); None: all 1
+    seal: np.ndarray | None = None          # (T,) bool: the frames of each p/b/m (the trainer's seal term); None: no phones
 
 
 @dataclass
@@ -108,7 +109,7 @@ def load_manifest(path: str | os.PathLike, weight: float = 1.0,
     would leave out), so that voice's closures count that many times.
     """
     from ..eval import CLASS_AS_ARPABET
-    from .pseudo import bilabial_frames_off
+    from .pseudo import bilabial_frames, bilabial_frames_off
 
     skip, bilabial_weight = set(skip_bilabials_of), bilabial_weight or {}
     root = Path(path).parent
@@ -124,14 +125,15 @@ def load_manifest(path: str | os.PathLike, weight: float = 1.0,
             with np.load(root / rec["curves"]) as z:
                 values = z["values"]
             fw = None
+            phones = [(CLASS_AS_ARPABET.get(ph["cls"], ph["cls"]), ph["start"], ph["end"])
+                      for ph in rec.get("phones", [])]
             if source in skip or source in bilabial_weight:
-                phones = [(CLASS_AS_ARPABET.get(ph["cls"], ph["cls"]), ph["start"], ph["end"])
-                          for ph in rec.get("phones", [])]
                 fw = bilabial_frames_off(phones, len(values))
                 if source not in skip:
                     fw = 1.0 + (bilabial_weight[source] - 1.0) * (1.0 - fw)
             items.append(TrainItem(str(root / rec["audio"]), values, np.ones(len(ARKIT_NAMES), np.float32),
-                                   weight, rec.get("lang", ""), source, {"id": rec["id"]}, frame_weight=fw))
+                                   weight, rec.get("lang", ""), source, {"id": rec["id"]}, frame_weight=fw,
+                                   seal=bilabial_frames(phones, len(values)) if phones else None))
     return items
 
 

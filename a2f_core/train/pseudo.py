@@ -35,6 +35,13 @@ def _phone_frames(phones: list[tuple[str, float, float]], n: int, bases, pad: in
     return hit
 
 
+def bilabial_frames(phones: list[tuple[str, float, float]], n: int, pad: int = 0) -> np.ndarray:
+    """(n,) bool: the frames of every p/b/m segment, ``pad`` frames either side."""
+    from ..eval import BILABIAL
+
+    return _phone_frames(phones, n, BILABIAL, pad)
+
+
 def bilabial_frames_off(phones: list[tuple[str, float, float]], n: int, pad: int = 2) -> np.ndarray:
     """Per-frame weights (n,) that are 0 on every p/b/m segment and ``pad`` frames either side, 1 elsewhere.
 
@@ -42,9 +49,7 @@ def bilabial_frames_off(phones: list[tuple[str, float, float]], n: int, pad: int
     teaches the model to half-close across the whole neighbourhood, which is what fails the closure rate.
     Without those frames the pseudo-labels still teach how wide real voices open and round.
     """
-    from ..eval import BILABIAL
-
-    return (~_phone_frames(phones, n, BILABIAL, pad)).astype(np.float32)
+    return (~bilabial_frames(phones, n, pad)).astype(np.float32)
 
 
 def open_vowel_frames_only(phones: list[tuple[str, float, float]], n: int) -> np.ndarray:
@@ -91,7 +96,7 @@ def load_pseudo(data: str | Path, cache: str | Path | None = None, weight: float
         elif anchor is not None:
             values = anchored_targets(values, phones, audio, anchor)
         items.append(TrainItem(str(wav), values, np.ones(52, np.float32), weight,
-                               "en", "pseudo", {"id": wav.stem}, frame_weight=fw))
+                               "en", "pseudo", {"id": wav.stem}, frame_weight=fw, seal=bilabial_frames(phones, n)))
     return items
 
 

@@ -16,7 +16,10 @@ prediction's second difference) + extremes 0 (off by default: the aperture
 error averaged over closed frames and over wide-open frames separately,
 so those rare frames weigh as much as all the others) + aperture L1 0 (off by default: the absolute
 lip-aperture error, which pulls an unsure aperture to the median of what the audio allows rather than
-the mean, as the L1 term does for the channels). Channels a source does not carry are
+the mean, as the L1 term does for the channels) + seal 0 (off by default: on every frame of a p/b/m,
+the lowest predicted aperture within ``seal_tolerance`` frames, squared where it is above
+``seal_level``; it asks for a closure near each bilabial, not on its exact frames, so it holds on
+items whose phone timings are an alignment's, and it reaches frames ``frame_weight`` leaves out). Channels a source does not carry are
 masked out. ``spec_aug``: the share of stretches whose log-mel is given a random microphone colour
 and speaker size (:mod:`.specaug`) as they are sampled.
 
@@ -68,6 +71,9 @@ class TrainConfig:
     w_aperture_l1: float = 0.0   # absolute lip aperture error (the mouth term has its square)
     w_floor: float = 0.0         # mouth outputs pushed under FLOOR: squared log-space shortfall (keeps gradients alive)
     w_close_rest: float = 0.0    # mouthClose's squared error where the teacher's is down (<= SEALED), averaged per frame
+    w_seal: float = 0.0          # each p/b/m frame: the lowest aperture within seal_tolerance frames above seal_level
+    seal_tolerance: int = 2      # ... frames either side (a forced alignment times a closure a frame or two off)
+    seal_level: float = 0.05     # ... the aperture counted as sealed (eval's closure level is 0.10)
     spec_aug: float = 0.0        # share of stretches whose log-mel gets a random channel colour and speaker size
     revive: bool = False         # re-initialise the output rows of blendshapes an --init no longer produces
     revive_from: str = ""        # ... and give them this live blendshape's query (attention, stream mix, smoothing)
@@ -267,6 +273,7 @@ class SequentialTrainer:
         emo = np.empty((c.batch, S, self.mcfg.n_emotion), np.float32)
         tgt = np.zeros((c.batch, n_out, 52), np.float32)
         w = np.zeros((c.batch, n_out, 52), np.float32)
+        seal = np.full((c.batch, n_out), -1.0, np.float32)      # 1: a p/b/m frame, 0: other frame, -1: padding
         item_w = np.empty(c.batch, np.float32)
         for b in range(c.batch):
             k = int(self.rng.choice(len(self.items), p=self.sample_p))
@@ -285,17 +292,20 @@ class SequentialTrainer:
             w[b, :n] = item.mask
             if item.frame_weight is not None:
                 w[b, :n] *= item.frame_weight[start:start + n, None]
+            seal[b, :n] = 0.0 if item.seal is None else item.seal[start:start + n]
             item_w[b] = item.weight
-        t = (torch.from_numpy(x).to(self.device) for x in (mel, emo, tgt, w, item_w))
+        t = (torch.from_numpy(x).to(self.device) for x in (mel, emo, tgt, w, item_w, seal))
         return tuple(t)
 
     # ---------------------------------------------------------------- loss
     def loss(self, pred: torch.Tensor, tgt: torch.Tensor, w: torch.Tensor,
-             item_w: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
-        """pred, tgt, w: (N, T, 52) (w: 1 where supervised); item_w: (N,) per-stretch weights."""
+             item_w: torch.Tensor | None = None, seal: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+        """pred, tgt, w: (N, T, 52) (w: 1 where supervised); item_w: (N,) per-stretch weights; seal: (N, T),
+        1 on p/b/m frames, 0 on the other frames, -1 on padding (``sample_batch``'s)."""
         c = self.cfg
         if pred.dim() == 2:
             pred, tgt, w = pred[None], tgt[None], w[None]
+            seal = None if seal is None else seal[None]
         if item_w is not None:
             w = w * item_w[:, None, None]
         err = pred - tgt
@@ -337,6 +347,15 @@ class SequentialTrainer:
             # averaged over frames, not frames x 52 channels: as strong as the aperture error, so mouthClose cannot
             # sit raised between closures (and an open jaw follow it up) to settle the aperture error elsewhere
             close_rest = _masked_mean(err[..., CLOSE] ** 2, w[..., CLOSE] * (~sealed).to(w.dtype))
+        seal_term = pred.new_zeros(())
+        if c.w_seal and seal is not None and bool((seal > 0).any()):
+            k = c.seal_tolerance
+            ap = (pred[..., JAW] - pred[..., CLOSE]).masked_fill(seal < 0, float("inf"))   # padding never the lowest
+            lowest = -nn.functional.max_pool1d(-ap[:, None], 2 * k + 1, stride=1, padding=k)[:, 0]
+            core = seal > 0
+            excess = torch.where(core, torch.relu(lowest - c.seal_level), torch.zeros_like(lowest))
+            sw = core.to(pred.dtype) * (1.0 if item_w is None else item_w[:, None])
+            seal_term = _masked_mean(excess ** 2, sw)
         expr = _masked_mean(err[..., EXPR_IDX] ** 2, w[..., EXPR_IDX])
         dv = (pred[:, 1:] - pred[:, :-1]) - (tgt[:, 1:] - tgt[:, :-1])
         vel = _masked_mean(dv ** 2, torch.minimum(w[:, 1:], w[:, :-1]))
@@ -345,7 +364,7 @@ class SequentialTrainer:
         smooth = _masked_mean((pred[:, 2:] - 2 * pred[:, 1:-1] + pred[:, :-2]) ** 2, v2.expand(-1, -1, 52))
         total = (c.w_mse * mse + c.w_l1 * l1 + c.w_mouth * mouth + c.w_expr * expr + c.w_velocity * vel
                  + c.w_smooth * smooth + c.w_extremes * extremes + c.w_aperture_l1 * aperture_l1
-                 + c.w_floor * floor + c.w_close_rest * close_rest)
+                 + c.w_floor * floor + c.w_close_rest * close_rest + c.w_seal * seal_term)
         return total, {"mse": float(mse.detach()), "mouth": float(mouth.detach()), "vel": float(vel.detach())}
 
     # ---------------------------------------------------------------- loop
@@ -375,10 +394,10 @@ class SequentialTrainer:
             for g in self.opt.param_groups:
                 g["lr"] = self.lr_at(self.step)
             self.opt.zero_grad(set_to_none=True)
-            mel, emo, tgt, w, item_w = self.sample_batch()
+            mel, emo, tgt, w, item_w, seal = self.sample_batch()
             with self._autocast():
                 pred = self.net(mel, emo)
-            loss, parts = self.loss(pred.float(), tgt, w, item_w)
+            loss, parts = self.loss(pred.float(), tgt, w, item_w, seal)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
             self.opt.step()
