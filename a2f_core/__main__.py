@@ -669,6 +669,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seal term: frames either side of a p/b/m where its closure may fall (default 2)")
     ptr.add_argument("--seal-level", type=float, metavar="APERTURE",
                      help="seal term: the lip aperture that counts as closed (default 0.05)")
+    ptr.add_argument("--w-step", type=float, help="loss weight of the step term: every mouth frame step beyond "
+                     "--step-cap, squared and averaged over those steps alone (default 0, off)")
+    ptr.add_argument("--step-cap", type=float, metavar="STEP",
+                     help="step term: the largest frame-to-frame step it lets pass (default 0.3)")
     ptr.add_argument("--spec-aug", type=float, metavar="SHARE",
                      help="share of stretches given a random channel colour and speaker size (default 0)")
     ptr.add_argument("--revive", action="store_true", default=None,

@@ -239,6 +239,31 @@ def test_seal_term_asks_for_a_closure_near_each_bilabial_not_on_its_frames():
     assert seal_part(pred, torch.zeros(1, 40)) == 0.0
 
 
+def test_step_term_averages_the_mouth_steps_over_the_cap_alone():
+    """--w-step: each mouth step beyond step_cap, squared, averaged over those steps; padding and others free."""
+    J, C, B = INDEX["jawOpen"], INDEX["mouthClose"], INDEX["eyeBlinkLeft"]
+    pred = torch.zeros(1, 30, 52)
+    pred[0, 10:, J] = 0.5                     # one step of 0.5 (0.2 over the cap)
+    pred[0, 20:, C] = 0.4                     # one of 0.4 (0.1 over)
+    pred[0, 5:, B] = 1.0                      # a blink is no mouth step
+    pred[0, 28:, J] = 0.0                     # a step into the padding
+    tgt, w = pred.clone(), torch.ones_like(pred)
+    seal = torch.zeros(1, 30)
+    seal[0, 28:] = -1.0
+    cfg, cfg0 = TrainConfig(w_step=2.0, step_cap=0.3), TrainConfig()
+    z = pred.clone().requires_grad_(True)
+    part = SequentialTrainer.loss(_bare(cfg), z, tgt, w, seal=seal)[0] - SequentialTrainer.loss(
+        _bare(cfg0), z, tgt, w, seal=seal)[0]
+    assert float(part.detach()) == pytest.approx(2.0 * (0.2 ** 2 + 0.1 ** 2) / 2, abs=1e-6)
+    part.backward()
+    g = z.grad[0]
+    assert float(g[9, J]) < 0 < float(g[10, J]) and float(g[19, C]) < 0 < float(g[20, C])   # the step shrinks
+    assert g[:, B].abs().max() < 1e-8 and float(g[28, J].abs()) < 1e-8   # the shared terms cancel to rounding
+    smooth = torch.full((1, 30, 52), 0.2)
+    assert float(SequentialTrainer.loss(_bare(cfg), smooth, smooth, w, seal=seal)[0]
+                 - SequentialTrainer.loss(_bare(cfg0), smooth, smooth, w, seal=seal)[0]) == 0.0
+
+
 def test_seal_frames_come_from_the_phones_of_teacher_and_pseudo_labelled_clips(tmp_path, speech):
     """Items carry their p/b/m frames (TrainItem.seal); sample_batch hands them over, padding marked -1."""
     from a2f_core.train.pseudo import bilabial_frames

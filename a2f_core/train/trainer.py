@@ -19,7 +19,9 @@ lip-aperture error, which pulls an unsure aperture to the median of what the aud
 the mean, as the L1 term does for the channels) + seal 0 (off by default: on every frame of a p/b/m,
 the lowest predicted aperture within ``seal_tolerance`` frames, squared where it is above
 ``seal_level``; it asks for a closure near each bilabial, not on its exact frames, so it holds on
-items whose phone timings are an alignment's, and it reaches frames ``frame_weight`` leaves out). Channels a source does not carry are
+items whose phone timings are an alignment's, and it reaches frames ``frame_weight`` leaves out) + step 0
+(off by default: every mouth channel's frame-to-frame step beyond ``step_cap``, squared and averaged over
+those steps alone, so however rare they are they weigh as one term; on every frame, supervised or not). Channels a source does not carry are
 masked out. ``spec_aug``: the share of stretches whose log-mel is given a random microphone colour
 and speaker size (:mod:`.specaug`) as they are sampled.
 
@@ -74,6 +76,8 @@ class TrainConfig:
     w_seal: float = 0.0          # each p/b/m frame: the lowest aperture within seal_tolerance frames above seal_level
     seal_tolerance: int = 2      # ... frames either side (a forced alignment times a closure a frame or two off)
     seal_level: float = 0.05     # ... the aperture counted as sealed (eval's closure level is 0.10)
+    w_step: float = 0.0          # mouth frame steps above step_cap: squared excess, averaged over those steps alone
+    step_cap: float = 0.3        # ... (QUALITY.md: no mouth step over 0.35)
     spec_aug: float = 0.0        # share of stretches whose log-mel gets a random channel colour and speaker size
     revive: bool = False         # re-initialise the output rows of blendshapes an --init no longer produces
     revive_from: str = ""        # ... and give them this live blendshape's query (attention, stream mix, smoothing)
@@ -356,6 +360,12 @@ class SequentialTrainer:
             excess = torch.where(core, torch.relu(lowest - c.seal_level), torch.zeros_like(lowest))
             sw = core.to(pred.dtype) * (1.0 if item_w is None else item_w[:, None])
             seal_term = _masked_mean(excess ** 2, sw)
+        step_term = pred.new_zeros(())
+        if c.w_step:
+            inside = w.amax(-1) > 0 if seal is None else seal >= 0          # frames inside the file
+            both = (inside[:, 1:] & inside[:, :-1])[..., None]
+            over = torch.relu((pred[:, 1:, MOUTH_IDX] - pred[:, :-1, MOUTH_IDX]).abs() - c.step_cap)
+            step_term = _masked_mean(over ** 2, (both & (over > 0)).to(pred.dtype))
         expr = _masked_mean(err[..., EXPR_IDX] ** 2, w[..., EXPR_IDX])
         dv = (pred[:, 1:] - pred[:, :-1]) - (tgt[:, 1:] - tgt[:, :-1])
         vel = _masked_mean(dv ** 2, torch.minimum(w[:, 1:], w[:, :-1]))
@@ -364,7 +374,8 @@ class SequentialTrainer:
         smooth = _masked_mean((pred[:, 2:] - 2 * pred[:, 1:-1] + pred[:, :-2]) ** 2, v2.expand(-1, -1, 52))
         total = (c.w_mse * mse + c.w_l1 * l1 + c.w_mouth * mouth + c.w_expr * expr + c.w_velocity * vel
                  + c.w_smooth * smooth + c.w_extremes * extremes + c.w_aperture_l1 * aperture_l1
-                 + c.w_floor * floor + c.w_close_rest * close_rest + c.w_seal * seal_term)
+                 + c.w_floor * floor + c.w_close_rest * close_rest + c.w_seal * seal_term
+                 + c.w_step * step_term)
         return total, {"mse": float(mse.detach()), "mouth": float(mouth.detach()), "vel": float(vel.detach())}
 
     # ---------------------------------------------------------------- loop
