@@ -663,16 +663,16 @@ def build_parser() -> argparse.ArgumentParser:
     ptr.add_argument("--checkpoint-every", type=int)
     for w in ("mse", "l1", "mouth", "expr", "velocity", "smooth", "extremes", "aperture-l1", "floor", "close-rest"):
         ptr.add_argument(f"--w-{w}", type=float, help=f"loss weight of the {w} term")
-    ptr.add_argument("--w-seal", type=float, help="loss weight of the seal term: near each p/b/m of the teacher's "
-                     "and the pseudo-labels' phones the lips must close on some frame (default 0, off)")
-    ptr.add_argument("--seal-tolerance", type=int, metavar="FRAMES",
-                     help="seal term: frames either side of a p/b/m where its closure may fall (default 2)")
-    ptr.add_argument("--seal-level", type=float, metavar="APERTURE",
-                     help="seal term: the lip aperture that counts as closed (default 0.05)")
-    ptr.add_argument("--w-step", type=float, help="loss weight of the step term: every mouth frame step beyond "
-                     "--step-cap, squared and averaged over those steps alone (default 0, off)")
-    ptr.add_argument("--step-cap", type=float, metavar="STEP",
-                     help="step term: the largest frame-to-frame step it lets pass (default 0.3)")
+    for flag, kind, meta, text in (
+            ("--w-seal", float, "W", "loss weight of the seal term: near each p/b/m of the teacher's and the "
+             "pseudo-labels' phones the lips must close on some frame (default 0, off)"),
+            ("--seal-tolerance", int, "FRAMES", "seal term: frames either side of a p/b/m where its closure may fall "
+             "(default 2)"),
+            ("--seal-level", float, "APERTURE", "seal term: the lip aperture that counts as closed (default 0.05)"),
+            ("--w-step", float, "W", "loss weight of the step term: every mouth frame step beyond --step-cap, squared "
+             "and averaged over those steps alone (default 0, off)"),
+            ("--step-cap", float, "STEP", "step term: the largest frame-to-frame step it lets pass (default 0.3)")):
+        ptr.add_argument(flag, type=kind, metavar=meta, help=text)
     ptr.add_argument("--spec-aug", type=float, metavar="SHARE",
                      help="share of stretches given a random channel colour and speaker size (default 0)")
     ptr.add_argument("--revive", action="store_true", default=None,
