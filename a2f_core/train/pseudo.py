@@ -52,15 +52,20 @@ def bilabial_frames_off(phones: list[tuple[str, float, float]], n: int, pad: int
     return (~bilabial_frames(phones, n, pad)).astype(np.float32)
 
 
+def open_vowel_frames(phones: list[tuple[str, float, float]], n: int) -> np.ndarray:
+    """(n,) bool: the frames of every open vowel (``eval.OPEN_VOWELS``)."""
+    from ..eval import OPEN_VOWELS
+
+    return _phone_frames(phones, n, OPEN_VOWELS, 0)
+
+
 def open_vowel_frames_only(phones: list[tuple[str, float, float]], n: int) -> np.ndarray:
     """Per-frame weights (n,) that are 1 inside open vowels (``eval.OPEN_VOWELS``) and 0 elsewhere.
 
     The pseudo-labels then teach only how wide real voices open, where the teacher opens widest and a
     frame early or late matters least; closures, rounding and rest stay the synthetic data's to teach.
     """
-    from ..eval import OPEN_VOWELS
-
-    return _phone_frames(phones, n, OPEN_VOWELS, 0).astype(np.float32)
+    return open_vowel_frames(phones, n).astype(np.float32)
 
 
 def training_speakers(data: str | Path, cache: str | Path | None = None):
@@ -111,10 +116,9 @@ def anchored_targets(teacher: np.ndarray, phones: list[tuple[str, float, float]]
     (e.g. the ``--init`` model, which closes real p/b/m) to what it already does.
     """
     from ..calibration import raw_outputs
-    from ..eval import OPEN_VOWELS
 
     n = len(teacher)
     mine = raw_outputs(anchor, audio, n).astype(np.float32)
     if len(mine) < n:
         raise ValueError(f"anchor gave {len(mine)} frames for {n}")
-    return np.where(_phone_frames(phones, n, OPEN_VOWELS, 0)[:, None], teacher, mine)
+    return np.where(open_vowel_frames(phones, n)[:, None], teacher, mine)
