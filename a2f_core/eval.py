@@ -48,7 +48,8 @@ def rms_baseline(audio: np.ndarray, n_frames: int) -> BlendshapeCurves:
     return BlendshapeCurves(vals)
 
 
-def _frames(seg, n, pad=1):
+def phone_frames(seg: tuple[str, float, float], n: int, pad: int = 1) -> np.ndarray:
+    """The 30 fps frames (of ``n``) that phone ``seg`` = (phone, start s, end s) covers, widened by ``pad``."""
     lo = max(0, int(np.floor(seg[1] * 30)) - pad)
     hi = min(n, int(np.ceil(seg[2] * 30)) + pad)
     return np.arange(lo, max(lo + 1, hi)) if lo < n else np.arange(0)
@@ -60,7 +61,7 @@ def phone_measures(values: np.ndarray, phones: list[tuple[str, float, float]]) -
     ap = lip_aperture(values)
     rnd = values[:, INDEX["mouthFunnel"]] + values[:, INDEX["mouthPucker"]]
     # (phone without stress digit, its frames, its frames +-1 frame, duration), frames computed once
-    segs = [(phone_base(p[0]), _frames(p, n, 0), _frames(p, n), p[2] - p[1]) for p in phones]
+    segs = [(phone_base(p[0]), phone_frames(p, n, 0), phone_frames(p, n), p[2] - p[1]) for p in phones]
 
     def means(curve, group):
         return [curve[f].mean() for b, f, _, _ in segs if b in group and len(f)]

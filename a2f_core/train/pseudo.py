@@ -26,12 +26,12 @@ def source_of(wav: str | Path) -> str:
 
 def _phone_frames(phones: list[tuple[str, float, float]], n: int, bases, pad: int) -> np.ndarray:
     """(n,) bool: the frames of every phone in ``bases`` (stress and case aside), ``pad`` frames either side."""
-    from ..eval import _frames, phone_base
+    from ..eval import phone_base, phone_frames
 
     hit = np.zeros(n, bool)
     for seg in phones:
         if phone_base(seg[0]) in bases:
-            hit[_frames(seg, n, pad)] = True
+            hit[phone_frames(seg, n, pad)] = True
     return hit
 
 
