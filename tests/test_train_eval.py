@@ -503,6 +503,15 @@ def test_facegood_dense_copies_cut_pauses_and_keep_curves_on_the_audio(tmp_path)
     again = dense_variants([item], tmp_path / "dense", 3)
     assert [os.stat(c.audio).st_mtime_ns for c in again] == mtimes
     assert all(np.array_equal(a.target, b.target) for a, b in zip(copies, again))
+    # the same samples written at another second: libsndfile's PEAK chunk holds the time of writing
+    for c in copies:
+        raw = bytearray(Path(c.audio).read_bytes())
+        at = raw.index(b"PEAK") + 12   # chunk id, size, version, then the timestamp
+        raw[at:at + 4] = (int.from_bytes(raw[at:at + 4], "little") - 7).to_bytes(4, "little")
+        Path(c.audio).write_bytes(bytes(raw))
+    mtimes = [os.stat(c.audio).st_mtime_ns for c in copies]
+    dense_variants([item], tmp_path / "dense", 3)
+    assert [os.stat(c.audio).st_mtime_ns for c in copies] == mtimes
 
 
 def test_revive_reinitialises_only_outputs_stuck_at_zero_that_the_targets_use(tmp_path, speech):

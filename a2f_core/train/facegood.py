@@ -127,6 +127,21 @@ def mapping_report(folder: str | Path, clips=CLIPS) -> list[dict]:
     return out
 
 
+def _holds(path: Path, audio: np.ndarray) -> bool:
+    """Whether the wav at ``path`` holds exactly these 16 kHz samples. Samples, not bytes, are compared:
+    libsndfile puts the time of writing in a float wav's PEAK chunk, so the same audio written a second
+    later differs in its header."""
+    import soundfile as sf
+
+    from ..audio import SAMPLE_RATE
+
+    try:
+        old, rate = sf.read(path, dtype="float32")
+    except (OSError, RuntimeError):   # missing or unreadable: write it again
+        return False
+    return rate == SAMPLE_RATE and old.shape == audio.shape and np.array_equal(old, audio)
+
+
 def dense_variants(items: list[TrainItem], folder: str | Path, n: int, seed: int = 0,
                    speed: tuple[float, float] = (0.9, 1.2), pause: tuple[float, float] = (0.1, 0.3),
                    ) -> list[TrainItem]:
@@ -189,9 +204,9 @@ def dense_variants(items: list[TrainItem], folder: str | Path, n: int, seed: int
             # the cut curves played at f times their 30 fps, put back on the 30 fps grid
             target = BlendshapeCurves(t, 30.0 * f).resample(30.0).values[: len(a) * 30 // SAMPLE_RATE]
             path = folder / f"{clip}_dense{k}_seed{seed}.wav"
-            buf = io.BytesIO()
-            sf.write(buf, a, SAMPLE_RATE, subtype="FLOAT", format="WAV")
-            if not path.exists() or path.read_bytes() != buf.getvalue():   # same file, same mtime: cache kept
+            if not _holds(path, a):   # same samples, same file and mtime: cached features kept
+                buf = io.BytesIO()
+                sf.write(buf, a, SAMPLE_RATE, subtype="FLOAT", format="WAV")
                 tmp = path.with_name(f".{path.name}.{os.getpid()}")
                 tmp.write_bytes(buf.getvalue())
                 os.replace(tmp, path)
