@@ -156,7 +156,6 @@ def dense_variants(items: list[TrainItem], folder: str | Path, n: int, seed: int
     the clip alone (not on the training seed), so runs share them and their cached features; they are
     written under ``folder`` as 16 kHz wavs, their curves as long as their audio.
     """
-    import io
     import os
 
     import soundfile as sf
@@ -205,10 +204,8 @@ def dense_variants(items: list[TrainItem], folder: str | Path, n: int, seed: int
             target = BlendshapeCurves(t, 30.0 * f).resample(30.0).values[: len(a) * 30 // SAMPLE_RATE]
             path = folder / f"{clip}_dense{k}_seed{seed}.wav"
             if not _holds(path, a):   # same samples, same file and mtime: cached features kept
-                buf = io.BytesIO()
-                sf.write(buf, a, SAMPLE_RATE, subtype="FLOAT", format="WAV")
                 tmp = path.with_name(f".{path.name}.{os.getpid()}")
-                tmp.write_bytes(buf.getvalue())
+                sf.write(tmp, a, SAMPLE_RATE, subtype="FLOAT", format="WAV")
                 os.replace(tmp, path)
             meta = {**item.meta, "dense": k, "speed": round(f, 3), "kept": round(len(blocks) / nb, 3)}
             out.append(TrainItem(str(path), target, item.mask, item.weight, item.lang, "facegood-dense", meta))
