@@ -56,7 +56,7 @@ def phone_frames(seg: tuple[str, float, float], n: int, pad: int = 1) -> np.ndar
 
 
 def phone_measures(values: np.ndarray, phones: list[tuple[str, float, float]]) -> dict:
-    """Closure rate, open/bilabial ratio, rounding ratio, rest in silence, biggest frame step."""
+    """Closure rate, open/bilabial ratio, rounding ratio, rest in silence, biggest frame step (and where)."""
     n = len(values)
     ap = lip_aperture(values)
     rnd = values[:, INDEX["mouthFunnel"]] + values[:, INDEX["mouthPucker"]]
@@ -70,7 +70,8 @@ def phone_measures(values: np.ndarray, phones: list[tuple[str, float, float]]) -
     open_ap, bil_ap = means(ap, OPEN_VOWELS), means(ap, BILABIAL)
     r_round, r_spread = means(rnd, ROUNDED), means(rnd, SPREAD)
     rest = np.concatenate([ap[f] for b, f, _, dur in segs if b in PAUSES and dur >= 0.3] or [np.zeros(0)])
-    mouth = [INDEX[m] for m in MOUTH]
+    steps = np.abs(np.diff(values[:, [INDEX[m] for m in MOUTH]], axis=0)) if n > 1 else np.zeros((1, len(MOUTH)))
+    biggest = np.unravel_index(int(steps.argmax()), steps.shape)
     return {
         "bilabials": len(closed),
         "closed_each": [int(c) for c in closed],   # in phone order, for ``compare``'s paired test
@@ -79,7 +80,10 @@ def phone_measures(values: np.ndarray, phones: list[tuple[str, float, float]]) -
         "open_to_bilabial": float(np.mean(open_ap) / max(np.mean(bil_ap), 1e-3)) if open_ap and bil_ap else None,
         "rounding_ratio": float(np.mean(r_round) / max(np.mean(r_spread), 1e-3)) if r_round and r_spread else None,
         "rest_in_silence": float((rest <= 0.08).mean()) if len(rest) else None,
-        "max_mouth_step": float(np.abs(np.diff(values[:, mouth], axis=0)).max()) if n > 1 else 0.0,
+        "max_mouth_step": float(steps[biggest]),
+        # which channel takes that step, and from which frame: a snap of the lips reads differently from a
+        # jaw that opens fast onto an open vowel
+        "max_mouth_step_at": [MOUTH[biggest[1]], int(biggest[0])],
     }
 
 

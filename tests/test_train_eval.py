@@ -326,6 +326,7 @@ def test_phone_measures():
     assert m["bilabials"] == 2 and m["closure_rate"] == 0.5 and m["closed_each"] == [1, 0]
     assert m["open_vowel_aperture"] == 0.5 and m["rounding_ratio"] > 1.5
     assert m["rest_in_silence"] == 0.0   # jaw open during the 300 ms pause
+    assert m["max_mouth_step"] == np.float32(0.6) and m["max_mouth_step_at"] == ["mouthFunnel", 29]  # 29 -> 30, the first
 
 
 def test_eval_on_a_data_folder_and_as_a_telephone_carries_it(tmp_path, model, monkeypatch):
